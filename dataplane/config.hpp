@@ -1,0 +1,90 @@
+// The object model shared by the declarative config file and (later) the runtime API.
+// Plain values only: parsing lives in control-shim/, table building in dataplane/.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sagd {
+
+using ipv4_addr = uint32_t; // host byte order everywhere in the control path
+using mac_addr = std::array<uint8_t, 6>;
+
+struct ipv4_prefix {
+    ipv4_addr addr = 0; // network address, host bits zero
+    uint8_t len = 0;
+};
+
+enum class port_role : uint8_t { lan, wan };
+
+struct port_config {
+    std::string name;         // e.g. "lan0"
+    port_role role = port_role::lan;
+    std::string device;       // DPDK device: PCI address or vdev args ("net_af_packet0,iface=x")
+    ipv4_addr address = 0;    // the gateway's own address on this port
+    uint8_t prefix_len = 24;  // connected subnet
+    std::optional<ipv4_addr> gateway; // WAN default gateway (next hop toward edge nodes)
+    uint16_t mtu = 1500;
+};
+
+enum class aead_cipher : uint8_t { aes_gcm_128, aes_gcm_256 };
+
+// Key material is RFC 4106 keymat: AES key followed by the 4-byte salt (20 or 36 bytes).
+// The holder wipes it (see secure_bytes); it is never printed or logged.
+struct sa_config {
+    uint32_t spi = 0;
+    aead_cipher cipher = aead_cipher::aes_gcm_128;
+    std::vector<uint8_t> keymat;
+    ~sa_config();
+    sa_config() = default;
+    sa_config(const sa_config&) = default;
+    sa_config(sa_config&&) = default;
+    sa_config& operator=(const sa_config&) = default;
+    sa_config& operator=(sa_config&&) = default;
+};
+
+enum class tunnel_encap : uint8_t { esp, esp_udp };
+
+struct tunnel_config {
+    std::string name;
+    std::string port;                 // WAN port name
+    std::optional<ipv4_addr> local;   // outer source; default: the WAN port's address
+    ipv4_addr peer = 0;               // CCN edge node's address (outer destination)
+    tunnel_encap encap = tunnel_encap::esp;
+    uint16_t udp_src_port = 4500;     // RFC 3948 NAT traversal ports
+    uint16_t udp_dst_port = 4500;
+    uint32_t replay_window = 1024;    // 0 disables anti-replay; else 64..4096
+    bool esn = false;
+    sa_config outbound_sa;
+    std::vector<sa_config> inbound_sas; // one or two (two during rekey)
+};
+
+enum class route_via : uint8_t { tunnel, lan_gateway };
+
+struct route_config {
+    ipv4_prefix prefix;
+    route_via via = route_via::tunnel;
+    std::string tunnel;        // via == tunnel
+    ipv4_addr gateway = 0;     // via == lan_gateway: a LAN router on a connected subnet
+    uint8_t distance = 1;      // administrative distance: static 1, learned 20 by default
+};
+
+struct neighbour_config { // static neighbour (for peers that do not answer ARP)
+    std::string port;
+    ipv4_addr address = 0;
+    mac_addr mac{};
+};
+
+struct config {
+    std::vector<std::string> eal_args; // extra EAL arguments (command line ones come first)
+    uint16_t workers = 1;
+    std::vector<port_config> ports;
+    std::vector<tunnel_config> tunnels;
+    std::vector<route_config> routes;
+    std::vector<neighbour_config> neighbours;
+};
+
+} // namespace sagd
