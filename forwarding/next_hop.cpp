@@ -1,0 +1,59 @@
+#include "forwarding/next_hop.hpp"
+
+#include <atomic>
+#include <string>
+
+namespace sagd::fwd {
+
+next_hop_table::next_hop_table(uint32_t capacity)
+    : capacity_(capacity < 2 ? 2 : capacity), entries_(new next_hop[capacity_]()),
+      refs_(capacity_, 0) {}
+
+size_t next_hop_table::hasher::operator()(const next_hop& nh) const noexcept {
+    uint64_t h =
+        static_cast<uint64_t>(nh.kind) | (uint64_t{nh.port} << 8) | (uint64_t{nh.gateway} << 24);
+    h ^= uint64_t{nh.tunnel} * 0x9e3779b97f4a7c15ULL;
+    return static_cast<size_t>(h * 0xff51afd7ed558ccdULL);
+}
+
+result<uint32_t> next_hop_table::acquire(const next_hop& nh) {
+    if (auto it = index_.find(nh); it != index_.end()) {
+        ++refs_[it->second];
+        return it->second;
+    }
+    uint32_t id;
+    if (!free_.empty()) {
+        id = free_.back();
+        free_.pop_back();
+    } else if (next_fresh_ < capacity_) {
+        id = next_fresh_++;
+    } else {
+        return error{errc::table_full, "next hop table: full (" + std::to_string(capacity_ - 1) +
+                                           " distinct next hops)"};
+    }
+    entries_[id] = nh;
+    // Publish the entry before the id can reach a worker through the FIB.
+    std::atomic_thread_fence(std::memory_order_release);
+    refs_[id] = 1;
+    index_.emplace(nh, id);
+    ++live_;
+    return id;
+}
+
+status next_hop_table::release(uint32_t id) {
+    if (id == no_route_id || id >= capacity_ || refs_[id] == 0)
+        return error{errc::not_found, "next hop " + std::to_string(id) + ": not in use"};
+    if (--refs_[id] == 0) {
+        index_.erase(entries_[id]);
+        parked_.push_back(id);
+        --live_;
+    }
+    return ok();
+}
+
+void next_hop_table::reclaim() {
+    free_.insert(free_.end(), parked_.begin(), parked_.end());
+    parked_.clear();
+}
+
+} // namespace sagd::fwd

@@ -1,0 +1,70 @@
+// Next hops: where a route points. The FIB stores small uint32 ids handed out by
+// next_hop_table; workers turn an id into a next_hop with get() (no locks: entries are
+// written before their id is published and are never moved).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "forwarding/result.hpp"
+
+namespace sagd::fwd {
+
+enum class next_hop_kind : uint8_t {
+    drop,      // blackhole / unreachable
+    local,     // one of our addresses: deliver to the gateway itself
+    connected, // LAN host on a connected subnet: the destination itself is the neighbour
+    gateway,   // a LAN router: the neighbour is `gateway`
+    tunnel,    // ESP tunnel (or tunnel group) index `tunnel`
+};
+
+struct next_hop {
+    next_hop_kind kind = next_hop_kind::drop;
+    uint16_t port = 0;    // egress port index (connected, gateway); ignored otherwise
+    uint32_t gateway = 0; // host byte order (gateway)
+    uint32_t tunnel = 0;  // tunnel index (tunnel)
+    bool operator==(const next_hop&) const = default;
+};
+static_assert(sizeof(next_hop) == 12);
+static_assert(std::is_trivially_copyable_v<next_hop>);
+
+// Id 0 is reserved: the FIB's "no route" value (see fib4::no_route). It reads as a drop.
+inline constexpr uint32_t no_route_id = 0;
+
+class next_hop_table {
+  public:
+    explicit next_hop_table(uint32_t capacity = 65536);
+
+    // Returns the id of an identical next hop (taking one more reference) or a new id.
+    result<uint32_t> acquire(const next_hop& nh);
+    // Drops one reference. An id whose count reaches zero is parked: it is handed out again
+    // only after reclaim(), which the owner calls once readers are quiescent (RCU/QSBR).
+    status release(uint32_t id);
+    void reclaim();
+
+    // Worker side. Unknown ids read as drop.
+    const next_hop& get(uint32_t id) const noexcept {
+        return id < capacity_ ? entries_[id] : entries_[no_route_id];
+    }
+    uint32_t refcount(uint32_t id) const noexcept { return id < capacity_ ? refs_[id] : 0; }
+    uint32_t size() const noexcept { return live_; } // ids in use, not counting no_route_id
+    uint32_t capacity() const noexcept { return capacity_; }
+
+  private:
+    struct hasher {
+        size_t operator()(const next_hop& nh) const noexcept;
+    };
+    uint32_t capacity_;
+    std::unique_ptr<next_hop[]> entries_; // fixed: never reallocated under readers
+    std::vector<uint32_t> refs_;
+    std::unordered_map<next_hop, uint32_t, hasher> index_;
+    std::vector<uint32_t> free_;   // reusable ids
+    std::vector<uint32_t> parked_; // released, waiting for reclaim()
+    uint32_t next_fresh_ = 1;
+    uint32_t live_ = 0;
+};
+
+} // namespace sagd::fwd
