@@ -1,0 +1,1108 @@
+// YAML config loader. Parsing throws an internal `parse_failure` carrying a YAML mark; the two
+// public entry points catch everything and return it as a sagd::error (STYLE.md rule 3).
+//
+// Key hygiene (STYLE.md rule 6): the file is read into one buffer of the exact size and wiped
+// after parsing; yaml-cpp reads it through a streambuf over that buffer (no stream copy); key
+// scalars in the node tree are wiped in place once decoded; keymat is reserved before filling so
+// it never reallocates. yaml-cpp's own scanner tokens are short-lived copies we cannot reach.
+#include "control-shim/config_yaml.hpp"
+
+#include <openssl/crypto.h>
+
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <initializer_list>
+#include <istream>
+#include <streambuf>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace sagd {
+
+namespace {
+
+constexpr size_t max_config_bytes = 64u << 20; // 2000 tunnels are well under 1 MiB
+
+// ---- text helpers -----------------------------------------------------------------------------
+
+bool looks_like_key_material(std::string_view text); // defined below: needs hex_value
+
+// Quotes user text for an error message: printable ASCII only, long values shortened, and
+// nothing that could be a pasted key (a run of 16+ hex digits) is shown at all.
+std::string quote(std::string_view text) {
+    if (looks_like_key_material(text))
+        return "(value not shown: it looks like key material)";
+    std::string out = "'";
+    size_t shown = 0;
+    for (char c : text) {
+        if (shown == 48) {
+            out += "...";
+            break;
+        }
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f) {
+            out += c;
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", u);
+            out += buf;
+        }
+        ++shown;
+    }
+    out += "'";
+    return out;
+}
+
+std::string hex32(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool looks_like_key_material(std::string_view text) {
+    size_t run = 0;
+    for (char c : text) {
+        if (c == ':' || c == '-' || c == ' ')
+            continue; // common separators inside pasted keys
+        run = hex_value(c) >= 0 ? run + 1 : 0;
+        if (run >= 16)
+            return true;
+    }
+    return false;
+}
+
+// Strict decimal 0..max without leading zeros; returns false on any deviation.
+bool parse_decimal(std::string_view text, uint32_t max, uint32_t& out) {
+    if (text.empty() || text.size() > 10)
+        return false;
+    if (text.size() > 1 && text[0] == '0')
+        return false;
+    uint64_t v = 0;
+    for (char c : text) {
+        if (!is_digit(c))
+            return false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (v > max)
+        return false;
+    out = static_cast<uint32_t>(v);
+    return true;
+}
+
+// Why a dotted quad is bad, or empty when it is good.
+std::string ipv4_problem(std::string_view text, ipv4_addr& out) {
+    ipv4_addr addr = 0;
+    size_t pos = 0;
+    for (int octet = 1; octet <= 4; ++octet) {
+        size_t end = pos;
+        while (end < text.size() && is_digit(text[end]))
+            ++end;
+        std::string_view part = text.substr(pos, end - pos);
+        if (part.empty())
+            return "octet " + std::to_string(octet) + " is missing or not a number";
+        if (part.size() > 1 && part[0] == '0')
+            return "octet " + std::to_string(octet) + " has a leading zero";
+        uint32_t v = 0;
+        if (!parse_decimal(part, 255, v))
+            return "octet " + std::to_string(octet) + " is greater than 255";
+        addr = (addr << 8) | v;
+        pos = end;
+        if (octet < 4) {
+            if (pos >= text.size() || text[pos] != '.')
+                return "expected four octets separated by '.'";
+            ++pos;
+        }
+    }
+    if (pos != text.size())
+        return "unexpected text after the fourth octet";
+    out = addr;
+    return {};
+}
+
+std::string cidr_problem(std::string_view text, ipv4_cidr& out) {
+    size_t slash = text.find('/');
+    if (slash == std::string_view::npos)
+        return "expected address/length";
+    ipv4_addr addr = 0;
+    std::string why = ipv4_problem(text.substr(0, slash), addr);
+    if (!why.empty())
+        return why;
+    uint32_t len = 0;
+    if (!parse_decimal(text.substr(slash + 1), 32, len))
+        return "prefix length must be a number 0..32";
+    out.addr = addr;
+    out.len = static_cast<uint8_t>(len);
+    return {};
+}
+
+bool is_unicast(ipv4_addr a) {
+    uint32_t top = a >> 24;
+    return top != 0 && top != 127 && top < 224; // not this-network, loopback, multicast/reserved
+}
+
+bool in_subnet(ipv4_addr a, ipv4_addr net, uint8_t len) {
+    return (a & ipv4_mask(len)) == (net & ipv4_mask(len));
+}
+
+std::string subnet_text(ipv4_addr addr, uint8_t len) {
+    return format_ipv4_prefix(ipv4_prefix{addr & ipv4_mask(len), len});
+}
+
+bool valid_name(std::string_view name) {
+    if (name.empty() || name.size() > 31)
+        return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '.' || c == '-'))
+            return false;
+    return true;
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+struct parse_failure {
+    YAML::Mark mark;
+    std::string message;
+};
+
+// Where an error is: the object ("tunnels[1] 'ccn-edge-2'") and a field path prefix inside it
+// ("inbound_sas[0]."). `secret` suppresses echoing values (inside SA definitions a misplaced key
+// could otherwise end up in a message).
+struct scope {
+    std::string object;
+    std::string path;
+    bool secret = false;
+
+    scope sub(const std::string& p, bool is_secret) const {
+        return scope{object, path + p, secret || is_secret};
+    }
+};
+
+[[noreturn]] void fail(const scope& s, const YAML::Mark& mark, const std::string& what) {
+    std::string msg = s.object.empty() ? std::string{} : s.object + ": ";
+    throw parse_failure{mark, msg + s.path + what};
+}
+
+// Best position for a node: its own mark, else (for null nodes, whose marks are unreliable) none.
+YAML::Mark mark_of(const YAML::Node& n) {
+    return n.IsDefined() && !n.IsNull() ? n.Mark() : YAML::Mark::null_mark();
+}
+
+std::string type_name(const YAML::Node& n) {
+    switch (n.Type()) {
+    case YAML::NodeType::Null:
+        return "an empty value";
+    case YAML::NodeType::Scalar:
+        return n.Tag() == "!" ? "a quoted string" : "a scalar";
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Map:
+        return "a mapping";
+    case YAML::NodeType::Undefined:
+        break;
+    }
+    return "nothing";
+}
+
+// ---- mapping access ---------------------------------------------------------------------------
+
+struct field {
+    std::string_view name; // one of the allowed names (a string literal)
+    YAML::Node key;
+    YAML::Node value;
+};
+
+// The fields of one YAML mapping, checked against the allowed names: unknown keys (typos) and
+// duplicate keys are errors.
+class fields {
+  public:
+    fields(const YAML::Node& map, std::initializer_list<std::string_view> allowed, const scope& s)
+        : scope_(s), map_mark_(map.Mark()) {
+        for (auto it = map.begin(); it != map.end(); ++it) {
+            YAML::Node key = it->first; // handles are cheap; it-> yields a temporary
+            YAML::Node value = it->second;
+            if (!key.IsScalar())
+                fail(s, key.Mark(), std::string("keys must be plain names, got ") + type_name(key));
+            const std::string& k = key.Scalar();
+            auto known = std::find(allowed.begin(), allowed.end(), std::string_view(k));
+            if (known == allowed.end()) {
+                std::string list;
+                for (auto a : allowed)
+                    list += (list.empty() ? "" : ", ") + std::string(a);
+                bool showable = valid_name(k) && k.size() <= 24;
+                fail(s, key.Mark(),
+                     (showable ? k + ": unknown key" : std::string("unknown key (not shown)")) +
+                         " (expected one of: " + list + ")");
+            }
+            for (const auto& f : items_)
+                if (f.name == *known)
+                    fail(s, key.Mark(), k + ": duplicate key");
+            items_.push_back(field{*known, key, value});
+        }
+    }
+
+    // The field, or nullptr when absent or explicitly empty ("gateway:" or "gateway: ~").
+    const field* find(std::string_view name) const {
+        for (const auto& f : items_)
+            if (f.name == name)
+                return f.value.IsNull() ? nullptr : &f;
+        return nullptr;
+    }
+
+    const field& need(std::string_view name) const {
+        for (const auto& f : items_)
+            if (f.name == name) {
+                if (f.value.IsNull())
+                    fail(scope_, f.key.Mark(), std::string(name) + ": required, but empty");
+                return f;
+            }
+        fail(scope_, map_mark_, std::string(name) + ": required field missing");
+    }
+
+  private:
+    scope scope_;
+    YAML::Mark map_mark_;
+    std::vector<field> items_;
+};
+
+void expect_map(const YAML::Node& n, const scope& s, std::string_view name) {
+    if (!n.IsMap())
+        fail(s, mark_of(n), std::string(name) + ": expected a mapping, got " + type_name(n));
+}
+
+void expect_list(const YAML::Node& n, const scope& s, std::string_view name) {
+    if (!n.IsSequence())
+        fail(s, mark_of(n), std::string(name) + ": expected a list, got " + type_name(n));
+}
+
+const std::string& get_text(const field& f, const scope& s) {
+    if (!f.value.IsScalar())
+        fail(s, mark_of(f.value),
+             std::string(f.name) + ": expected a string, got " + type_name(f.value));
+    return f.value.Scalar();
+}
+
+// An integer: plain (unquoted) decimal or 0x hex. Quoted numbers are a type error.
+uint64_t get_uint(const field& f, const scope& s, uint64_t min, uint64_t max,
+                  const char* range_text = nullptr) {
+    std::string name(f.name);
+    const YAML::Node& v = f.value;
+    if (!v.IsScalar() || (v.Tag() != "?" && v.Tag() != "tag:yaml.org,2002:int"))
+        fail(s, mark_of(v), name + ": expected an integer, got " + type_name(v));
+    std::string_view t = v.Scalar();
+    std::string shown = s.secret ? std::string{} : " " + quote(t);
+    bool hex = t.size() >= 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X');
+    std::string_view digits = hex ? t.substr(2) : t;
+    bool negative = !digits.empty() && digits[0] == '-' && !hex;
+    if (negative)
+        digits.remove_prefix(1);
+    if (digits.empty())
+        fail(s, v.Mark(), name + ":" + shown + " is not an integer");
+    if (!hex && digits.size() > 1 && digits[0] == '0')
+        fail(s, v.Mark(),
+             name + ":" + shown + " has a leading zero (write decimal without it, or 0x hex)");
+    uint64_t value = 0;
+    bool overflow = false;
+    for (char c : digits) {
+        int d = hex ? hex_value(c) : (is_digit(c) ? c - '0' : -1);
+        if (d < 0)
+            fail(s, v.Mark(), name + ":" + shown + " is not an integer (decimal or 0x hex)");
+        unsigned base = hex ? 16 : 10;
+        if (value > (UINT64_MAX - static_cast<uint64_t>(d)) / base)
+            overflow = true;
+        else
+            value = value * base + static_cast<uint64_t>(d);
+    }
+    std::string range = range_text ? std::string(range_text)
+                                   : std::to_string(min) + ".." + std::to_string(max);
+    if (negative || overflow || value < min || value > max)
+        fail(s, v.Mark(),
+             name + (s.secret ? std::string{} : " " + (t.size() <= 12 ? std::string(t) : quote(t))) +
+                 " out of range " + range);
+    return value;
+}
+
+bool get_bool(const field& f, const scope& s) {
+    const YAML::Node& v = f.value;
+    if (v.IsScalar() && v.Tag() != "!") {
+        const std::string& t = v.Scalar();
+        if (t == "true" || t == "True" || t == "TRUE")
+            return true;
+        if (t == "false" || t == "False" || t == "FALSE")
+            return false;
+    }
+    fail(s, mark_of(v), std::string(f.name) + ": expected true or false, got " +
+                            (v.IsScalar() && !s.secret ? quote(v.Scalar()) : type_name(v)));
+}
+
+ipv4_addr get_ipv4(const field& f, const scope& s) {
+    const std::string& t = get_text(f, s);
+    ipv4_addr a = 0;
+    std::string why = ipv4_problem(t, a);
+    if (!why.empty())
+        fail(s, f.value.Mark(),
+             std::string(f.name) + " " + quote(t) + " is not an IPv4 address: " + why);
+    return a;
+}
+
+ipv4_addr get_unicast(const field& f, const scope& s) {
+    ipv4_addr a = get_ipv4(f, s);
+    if (!is_unicast(a))
+        fail(s, f.value.Mark(),
+             std::string(f.name) + " " + format_ipv4(a) +
+                 " is not a unicast address (0/8, 127/8, 224/3 are refused)");
+    return a;
+}
+
+// The scalar under `key` in a mapping, if any, without validating the mapping yet: lets error
+// labels name the object ("tunnels[3] 'edge-3'") even when another field is the problem.
+std::string peek(const YAML::Node& node, std::string_view key) {
+    if (!node.IsMap())
+        return {};
+    for (auto it = node.begin(); it != node.end(); ++it) {
+        YAML::Node k = it->first;
+        YAML::Node v = it->second;
+        if (k.IsScalar() && k.Scalar() == key && v.IsScalar())
+            return v.Scalar();
+    }
+    return {};
+}
+
+std::string label(const std::string& base, const std::string& name) {
+    return name.empty() ? base : base + " '" + name + "'";
+}
+
+std::string peek_name(const YAML::Node& node) {
+    std::string name = peek(node, "name");
+    return valid_name(name) ? name : std::string{};
+}
+
+// ---- the loader -------------------------------------------------------------------------------
+
+class loader {
+  public:
+    ~loader() {
+        // Key scalars live in the node tree until it is destroyed: wipe them in place. The
+        // tree owns these strings (Scalar() returns a reference into node data).
+        for (auto& n : key_nodes_) {
+            auto& text = const_cast<std::string&>(n.Scalar());
+            if (!text.empty())
+                OPENSSL_cleanse(text.data(), text.size());
+        }
+    }
+
+    config load(const YAML::Node& root) {
+        scope top;
+        if (root.IsNull() || !root.IsDefined())
+            fail(top, YAML::Mark::null_mark(),
+                 "the configuration is empty (at least 'ports' is required)");
+        if (!root.IsMap())
+            fail(top, mark_of(root), "the top level must be a mapping, got " + type_name(root));
+        fields f(root, {"workers", "eal", "ports", "tunnels", "routes", "neighbours"}, top);
+
+        config cfg;
+        if (auto* w = f.find("workers"))
+            cfg.workers = static_cast<uint16_t>(get_uint(*w, top, 1, 64));
+        if (auto* e = f.find("eal"))
+            cfg.eal_args = load_eal(*e, top);
+        load_ports(f.need("ports"), cfg);
+        if (auto* t = f.find("tunnels"))
+            load_tunnels(*t, cfg);
+        if (auto* r = f.find("routes"))
+            load_routes(*r, cfg);
+        if (auto* n = f.find("neighbours"))
+            load_neighbours(*n, cfg);
+        return cfg;
+    }
+
+  private:
+    std::vector<std::string> load_eal(const field& e, const scope& s) {
+        expect_list(e.value, s, "eal");
+        std::vector<std::string> args;
+        size_t i = 0;
+        for (const auto& item : e.value) {
+            std::string at = "eal[" + std::to_string(i++) + "]";
+            if (!item.IsScalar() || item.Scalar().empty())
+                fail(s, mark_of(item), at + ": expected a non-empty string, got " + type_name(item));
+            args.push_back(item.Scalar());
+        }
+        return args;
+    }
+
+    // -- ports --
+
+    void load_ports(const field& p, config& cfg) {
+        scope top;
+        expect_list(p.value, top, "ports");
+        if (p.value.size() == 0)
+            fail(top, p.key.Mark(), "ports: at least one port is required");
+        cfg.ports.reserve(p.value.size());
+        std::unordered_set<std::string> devices;
+        size_t i = 0;
+        for (const auto& node : p.value) {
+            scope s{label("ports[" + std::to_string(i) + "]", peek_name(node)), "", false};
+            expect_map(node, s, "port");
+            fields f(node, {"name", "role", "device", "address", "mtu", "gateway"}, s);
+            port_config port;
+
+            const field& name = f.need("name");
+            port.name = get_text(name, s);
+            if (!valid_name(port.name))
+                fail(s, name.value.Mark(),
+                     "name " + quote(port.name) + " is invalid (1..31 of a-z 0-9 _ . -)");
+            if (port_index_.count(port.name))
+                fail(s, name.value.Mark(), "name already used by ports[" +
+                                               std::to_string(port_index_[port.name]) + "]");
+
+            const field& role = f.need("role");
+            const std::string& r = get_text(role, s);
+            if (r == "lan")
+                port.role = port_role::lan;
+            else if (r == "wan")
+                port.role = port_role::wan;
+            else
+                fail(s, role.value.Mark(), "role " + quote(r) + " is not lan or wan");
+
+            const field& dev = f.need("device");
+            port.device = get_text(dev, s);
+            if (port.device.empty() || port.device.size() > 1024)
+                fail(s, dev.value.Mark(), "device: expected 1..1024 characters");
+            for (char c : port.device)
+                if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                    fail(s, dev.value.Mark(), "device contains a control character");
+            if (!devices.insert(port.device).second)
+                fail(s, dev.value.Mark(),
+                     "device " + quote(port.device) + " already used by another port");
+
+            const field& addr = f.need("address");
+            const std::string& at = get_text(addr, s);
+            ipv4_cidr cidr;
+            std::string why = cidr_problem(at, cidr);
+            if (!why.empty())
+                fail(s, addr.value.Mark(), "address " + quote(at) + " is not an IPv4 prefix: " + why);
+            if (cidr.len == 0 || cidr.len > 31)
+                fail(s, addr.value.Mark(),
+                     "address " + quote(at) + ": prefix length must be 1..31 (a connected subnet)");
+            if (!is_unicast(cidr.addr))
+                fail(s, addr.value.Mark(), "address " + quote(at) + " is not a unicast address");
+            if (cidr.len <= 30) {
+                ipv4_addr host = cidr.addr & ~ipv4_mask(cidr.len);
+                if (host == 0)
+                    fail(s, addr.value.Mark(),
+                         "address " + quote(at) + " is the subnet's network address");
+                if (host == ~ipv4_mask(cidr.len))
+                    fail(s, addr.value.Mark(),
+                         "address " + quote(at) + " is the subnet's broadcast address");
+            }
+            port.address = cidr.addr;
+            port.prefix_len = cidr.len;
+            for (const auto& other : cfg.ports) {
+                if (other.address == port.address)
+                    fail(s, addr.value.Mark(),
+                         "address " + format_ipv4(port.address) + " already used by port '" +
+                             other.name + "'");
+                uint8_t shorter = std::min(other.prefix_len, port.prefix_len);
+                if (in_subnet(port.address, other.address, shorter))
+                    fail(s, addr.value.Mark(),
+                         "address " + quote(at) + " overlaps port '" + other.name +
+                             "' subnet " + subnet_text(other.address, other.prefix_len));
+            }
+
+            if (auto* m = f.find("mtu"))
+                port.mtu = static_cast<uint16_t>(get_uint(*m, s, 576, 9000));
+
+            if (auto* g = f.find("gateway")) {
+                if (port.role != port_role::wan)
+                    fail(s, g->key.Mark(), "gateway is only valid on wan ports (LAN routers are "
+                                           "route gateways)");
+                ipv4_addr gw = get_unicast(*g, s);
+                check_on_link(gw, port, *g, s);
+                port.gateway = gw;
+            }
+
+            port_index_.emplace(port.name, i);
+            cfg.ports.push_back(std::move(port));
+            ++i;
+        }
+    }
+
+    // An on-link neighbour address of a port: inside its subnet, not its own/network/broadcast.
+    void check_on_link(ipv4_addr a, const port_config& port, const field& f, const scope& s) {
+        std::string what = std::string(f.name) + " " + format_ipv4(a);
+        if (!in_subnet(a, port.address, port.prefix_len))
+            fail(s, f.value.Mark(), what + " is not inside port '" + port.name + "' subnet " +
+                                        subnet_text(port.address, port.prefix_len));
+        if (a == port.address)
+            fail(s, f.value.Mark(), what + " is port '" + port.name + "' own address");
+        if (port.prefix_len <= 30) {
+            ipv4_addr host = a & ~ipv4_mask(port.prefix_len);
+            if (host == 0 || host == ~ipv4_mask(port.prefix_len))
+                fail(s, f.value.Mark(), what + " is the network or broadcast address of " +
+                                            subnet_text(port.address, port.prefix_len));
+        }
+    }
+
+    const port_config& need_port(const config& cfg, const field& f, const scope& s) {
+        const std::string& name = get_text(f, s);
+        auto it = port_index_.find(name);
+        if (it == port_index_.end())
+            fail(s, f.value.Mark(), std::string(f.name) + " " + quote(name) + " is not a port");
+        return cfg.ports[it->second];
+    }
+
+    // -- tunnels --
+
+    // One SA mapping; `at` is its path in the tunnel ("outbound_sa", "inbound_sas[1]").
+    sa_config load_sa(const YAML::Node& node, const scope& tunnel, const std::string& at) {
+        expect_map(node, tunnel, at);
+        scope s = tunnel.sub(at + ".", true);
+        fields f(node, {"spi", "cipher", "key"}, s);
+        sa_config sa;
+        const field& spi = f.need("spi");
+        uint64_t v = get_uint(spi, s, 0, 0xffffffffull, "256..0xffffffff");
+        if (v < 256)
+            fail(s, spi.value.Mark(),
+                 "spi " + hex32(v) + " is reserved (RFC 4303 2.1: 0 is local-only, 1..255 are "
+                                     "IANA-reserved); use 256..0xffffffff");
+        sa.spi = static_cast<uint32_t>(v);
+
+        const field& cipher = f.need("cipher");
+        const std::string& c = get_text(cipher, s);
+        size_t key_bytes = 0;
+        std::string layout;
+        if (c == "aes-gcm-128") {
+            sa.cipher = aead_cipher::aes_gcm_128;
+            key_bytes = 20;
+            layout = "20 bytes: 16-byte key + 4-byte salt";
+        } else if (c == "aes-gcm-256") {
+            sa.cipher = aead_cipher::aes_gcm_256;
+            key_bytes = 36;
+            layout = "36 bytes: 32-byte key + 4-byte salt";
+        } else {
+            fail(s, cipher.value.Mark(),
+                 "cipher " + (c.size() <= 16 ? quote(c) + " " : std::string{}) +
+                     "is not supported (aes-gcm-128 | aes-gcm-256)");
+        }
+
+        const field& key = f.need("key");
+        if (!key.value.IsScalar())
+            fail(s, mark_of(key.value), "key: expected a hex string, got " + type_name(key.value));
+        key_nodes_.push_back(key.value);
+        decode_key(key.value.Scalar(), key_bytes, layout, sa.keymat, key, s);
+        return sa;
+    }
+
+    // RFC 4106 keymat from hex ("0x" prefix optional, ':' between groups allowed). Never echoes
+    // the text; fills a pre-reserved vector so no partial copy is left behind by reallocation.
+    void decode_key(std::string_view text, size_t bytes, const std::string& layout,
+                    std::vector<uint8_t>& out, const field& key, const scope& s) {
+        size_t start = text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')
+                           ? 2
+                           : 0;
+        size_t digits = 0;
+        for (size_t i = start; i < text.size(); ++i) {
+            char c = text[i];
+            if (c == ':') {
+                if (i == start || i + 1 == text.size() || text[i + 1] == ':')
+                    fail(s, key.value.Mark(),
+                         "key: ':' may only separate hex digits (character " +
+                             std::to_string(i + 1) + ")");
+                continue;
+            }
+            if (hex_value(c) < 0)
+                fail(s, key.value.Mark(),
+                     "key: character " + std::to_string(i + 1) + " is not a hex digit");
+            ++digits;
+        }
+        if (digits != bytes * 2)
+            fail(s, key.value.Mark(),
+                 "key: expected " + std::to_string(bytes * 2) + " hex digits (" + layout +
+                     "), got " + std::to_string(digits));
+        out.clear();
+        out.reserve(bytes);
+        int high = -1;
+        for (size_t i = start; i < text.size(); ++i) {
+            if (text[i] == ':')
+                continue;
+            int d = hex_value(text[i]);
+            if (high < 0) {
+                high = d;
+            } else {
+                out.push_back(static_cast<uint8_t>((high << 4) | d));
+                high = -1;
+            }
+        }
+    }
+
+    void load_tunnels(const field& t, config& cfg) {
+        scope top;
+        expect_list(t.value, top, "tunnels");
+        cfg.tunnels.reserve(t.value.size());
+        std::unordered_map<std::string, size_t> names;
+        std::unordered_map<uint32_t, std::string> inbound_spis;    // spi -> tunnel name
+        std::unordered_map<uint64_t, std::string> outbound_spis;   // (spi, peer) -> tunnel name
+        size_t i = 0;
+        for (const auto& node : t.value) {
+            scope s{label("tunnels[" + std::to_string(i) + "]", peek_name(node)), "", false};
+            expect_map(node, s, "tunnel");
+            fields f(node,
+                     {"name", "port", "local", "peer", "encap", "udp_src_port", "udp_dst_port",
+                      "replay_window", "esn", "outbound_sa", "inbound_sas"},
+                     s);
+            tunnel_config tun;
+
+            const field& name = f.need("name");
+            tun.name = get_text(name, s);
+            if (!valid_name(tun.name))
+                fail(s, name.value.Mark(),
+                     "name " + quote(tun.name) + " is invalid (1..31 of a-z 0-9 _ . -)");
+            if (auto it = names.find(tun.name); it != names.end())
+                fail(s, name.value.Mark(),
+                     "name already used by tunnels[" + std::to_string(it->second) + "]");
+
+            const field& pf = f.need("port");
+            const port_config& port = need_port(cfg, pf, s);
+            if (port.role != port_role::wan)
+                fail(s, pf.value.Mark(), "port '" + port.name + "' is not a wan port");
+            tun.port = port.name;
+
+            if (auto* l = f.find("local")) {
+                ipv4_addr local = get_unicast(*l, s);
+                if (!in_subnet(local, port.address, port.prefix_len))
+                    fail(s, l->value.Mark(),
+                         "local " + format_ipv4(local) + " is not inside port '" + port.name +
+                             "' subnet " + subnet_text(port.address, port.prefix_len));
+                tun.local = local;
+            }
+
+            const field& peer = f.need("peer");
+            tun.peer = get_unicast(peer, s);
+            for (const auto& p : cfg.ports)
+                if (p.address == tun.peer)
+                    fail(s, peer.value.Mark(), "peer " + format_ipv4(tun.peer) +
+                                                   " is port '" + p.name + "' own address");
+            if (!port.gateway && !in_subnet(tun.peer, port.address, port.prefix_len))
+                fail(s, peer.value.Mark(),
+                     "peer " + format_ipv4(tun.peer) + " is not on port '" + port.name +
+                         "' subnet " + subnet_text(port.address, port.prefix_len) +
+                         " and the port has no gateway");
+
+            const field& encap = f.need("encap");
+            const std::string& enc = get_text(encap, s);
+            if (enc == "esp")
+                tun.encap = tunnel_encap::esp;
+            else if (enc == "esp-udp")
+                tun.encap = tunnel_encap::esp_udp;
+            else
+                fail(s, encap.value.Mark(), "encap " + quote(enc) + " is not esp or esp-udp");
+            for (const char* udp : {"udp_src_port", "udp_dst_port"}) {
+                auto* u = f.find(udp);
+                if (!u)
+                    continue;
+                if (tun.encap != tunnel_encap::esp_udp)
+                    fail(s, u->key.Mark(),
+                         std::string(udp) + " is only valid with encap esp-udp (RFC 3948)");
+                auto port_no = static_cast<uint16_t>(get_uint(*u, s, 1, 65535));
+                (u->name == "udp_src_port" ? tun.udp_src_port : tun.udp_dst_port) = port_no;
+            }
+
+            if (auto* r = f.find("replay_window")) {
+                uint64_t w = get_uint(*r, s, 0, 4096, "0 (off) or 64..4096");
+                if (w != 0 && w < 64)
+                    fail(s, r->value.Mark(), "replay_window " + std::to_string(w) +
+                                                 " out of range 0 (off) or 64..4096");
+                tun.replay_window = static_cast<uint32_t>(w);
+            }
+            if (auto* e = f.find("esn"))
+                tun.esn = get_bool(*e, s);
+
+            const field& out = f.need("outbound_sa");
+            tun.outbound_sa = load_sa(out.value, s, "outbound_sa");
+            uint64_t out_key = (uint64_t{tun.outbound_sa.spi} << 32) | tun.peer;
+            if (auto [it, fresh] = outbound_spis.emplace(out_key, tun.name); !fresh)
+                fail(s, mark_of(out.value),
+                     "outbound_sa.spi " + hex32(tun.outbound_sa.spi) + " to peer " +
+                         format_ipv4(tun.peer) + " already used by tunnel '" + it->second + "'");
+
+            const field& in = f.need("inbound_sas");
+            expect_list(in.value, s, "inbound_sas");
+            if (in.value.size() < 1 || in.value.size() > 2)
+                fail(s, mark_of(in.value),
+                     "inbound_sas: expected 1 or 2 SAs (2 during rekey), got " +
+                         std::to_string(in.value.size()));
+            tun.inbound_sas.reserve(in.value.size());
+            size_t j = 0;
+            for (const auto& sa_node : in.value) {
+                std::string at = "inbound_sas[" + std::to_string(j) + "]";
+                sa_config sa = load_sa(sa_node, s, at);
+                if (auto [it, fresh] = inbound_spis.emplace(sa.spi, tun.name); !fresh) {
+                    std::string owner = it->second == tun.name
+                                            ? "an earlier inbound SA of this tunnel"
+                                            : "tunnel '" + it->second + "'";
+                    fail(s, mark_of(sa_node),
+                         at + ".spi " + hex32(sa.spi) + " already used by " + owner);
+                }
+                tun.inbound_sas.push_back(std::move(sa));
+                ++j;
+            }
+
+            names.emplace(tun.name, i);
+            cfg.tunnels.push_back(std::move(tun));
+            ++i;
+        }
+        tunnel_index_ = std::move(names);
+    }
+
+    // -- routes --
+
+    void load_routes(const field& r, config& cfg) {
+        scope top;
+        expect_list(r.value, top, "routes");
+        cfg.routes.reserve(r.value.size());
+        std::unordered_map<uint64_t, size_t> seen; // (addr, len, distance) -> index
+        size_t i = 0;
+        for (const auto& node : r.value) {
+            std::string peeked = peek(node, "prefix");
+            scope s{label("routes[" + std::to_string(i) + "]",
+                          parse_ipv4_prefix(peeked).ok() ? peeked : std::string{}),
+                    "", false};
+            expect_map(node, s, "route");
+            fields f(node, {"prefix", "tunnel", "gateway", "distance"}, s);
+            route_config route;
+
+            const field& pf = f.need("prefix");
+            const std::string& text = get_text(pf, s);
+            auto prefix = parse_ipv4_prefix(text);
+            if (!prefix)
+                fail(s, pf.value.Mark(), "prefix " + prefix.err().message);
+            route.prefix = prefix.value();
+
+            auto* tf = f.find("tunnel");
+            auto* gf = f.find("gateway");
+            if ((tf != nullptr) == (gf != nullptr))
+                fail(s, pf.value.Mark(),
+                     "exactly one of 'tunnel' or 'gateway' is required, got " +
+                         std::string(tf ? "both" : "neither"));
+            if (tf) {
+                route.via = route_via::tunnel;
+                route.tunnel = get_text(*tf, s);
+                if (!tunnel_index_.count(route.tunnel))
+                    fail(s, tf->value.Mark(), "tunnel " + quote(route.tunnel) + " is not a tunnel");
+            } else {
+                route.via = route_via::lan_gateway;
+                route.gateway = get_unicast(*gf, s);
+                const port_config* lan = nullptr;
+                std::string subnets;
+                for (const auto& p : cfg.ports) {
+                    if (p.role != port_role::lan)
+                        continue;
+                    subnets += (subnets.empty() ? "" : ", ") + p.name + " " +
+                               subnet_text(p.address, p.prefix_len);
+                    if (!lan && in_subnet(route.gateway, p.address, p.prefix_len))
+                        lan = &p;
+                }
+                if (!lan)
+                    fail(s, gf->value.Mark(),
+                         "gateway " + format_ipv4(route.gateway) +
+                             " is not inside any lan port's subnet" +
+                             (subnets.empty() ? std::string(" (there are no lan ports)")
+                                              : " (" + subnets + ")"));
+                check_on_link(route.gateway, *lan, *gf, s);
+            }
+
+            if (auto* d = f.find("distance"))
+                route.distance = static_cast<uint8_t>(get_uint(*d, s, 1, 255));
+
+            uint64_t key = (uint64_t{route.prefix.addr} << 16) |
+                           (uint64_t{route.prefix.len} << 8) | route.distance;
+            if (auto [it, fresh] = seen.emplace(key, i); !fresh)
+                fail(s, pf.value.Mark(),
+                     "prefix " + format_ipv4_prefix(route.prefix) + " with distance " +
+                         std::to_string(route.distance) + " already defined by routes[" +
+                         std::to_string(it->second) + "]");
+            cfg.routes.push_back(std::move(route));
+            ++i;
+        }
+    }
+
+    // -- neighbours --
+
+    void load_neighbours(const field& n, config& cfg) {
+        scope top;
+        expect_list(n.value, top, "neighbours");
+        cfg.neighbours.reserve(n.value.size());
+        std::unordered_map<std::string, size_t> seen; // "port/address" -> index
+        size_t i = 0;
+        for (const auto& node : n.value) {
+            std::string peeked = peek(node, "address");
+            scope s{label("neighbours[" + std::to_string(i) + "]",
+                          parse_ipv4(peeked).ok() ? peeked : std::string{}),
+                    "", false};
+            expect_map(node, s, "neighbour");
+            fields f(node, {"port", "address", "mac"}, s);
+            neighbour_config nb;
+            const field& pf = f.need("port");
+            const port_config& port = need_port(cfg, pf, s);
+            nb.port = port.name;
+            const field& af = f.need("address");
+            nb.address = get_unicast(af, s);
+            check_on_link(nb.address, port, af, s);
+
+            const field& mf = f.need("mac");
+            const std::string& mt = get_text(mf, s);
+            auto mac = parse_mac(mt);
+            if (!mac)
+                fail(s, mf.value.Mark(), "mac " + mac.err().message);
+            if (mac.value()[0] & 0x01)
+                fail(s, mf.value.Mark(), "mac " + format_mac(mac.value()) +
+                                             " is a multicast address (a neighbour is unicast)");
+            if (mac.value() == mac_addr{})
+                fail(s, mf.value.Mark(), "mac 00:00:00:00:00:00 is not a valid neighbour address");
+            nb.mac = mac.value();
+
+            std::string key = nb.port + "/" + std::to_string(nb.address);
+            if (auto [it, fresh] = seen.emplace(key, i); !fresh)
+                fail(s, af.value.Mark(),
+                     "address " + format_ipv4(nb.address) + " on port '" + nb.port +
+                         "' already defined by neighbours[" + std::to_string(it->second) + "]");
+            cfg.neighbours.push_back(std::move(nb));
+            ++i;
+        }
+    }
+
+    std::unordered_map<std::string, size_t> port_index_;
+    std::unordered_map<std::string, size_t> tunnel_index_;
+    std::vector<YAML::Node> key_nodes_;
+};
+
+// Reads from a buffer without copying it (std::istringstream would copy the key text).
+class view_buf : public std::streambuf {
+  public:
+    view_buf(const char* data, size_t size) {
+        char* p = const_cast<char*>(data); // read-only use: the get area is never written
+        setg(p, p, p + size);
+    }
+};
+
+// Counts documents, at most two. yaml-cpp 0.7's LoadAll() loops forever on a stray top-level
+// ',' (jbeder/yaml-cpp#1040, fixed upstream by PR #1319): the parser keeps reporting a new empty
+// document without consuming the token. Driving the parser ourselves with a cap avoids that, and
+// also catches what YAML::Load() silently ignores after the first document ("[a],").
+class document_counter : public YAML::EventHandler {
+  public:
+    int documents = 0;
+    YAML::Mark second_start;
+
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        if (++documents == 2)
+            second_start = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+std::string location(std::string_view source, const YAML::Mark& mark) {
+    std::string out(source);
+    if (!mark.is_null() && mark.line >= 0)
+        out += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+    return out;
+}
+
+result<config> load_text(const char* data, size_t size, std::string_view source) {
+    if (size > max_config_bytes)
+        return error{std::string(source) + ": larger than " +
+                     std::to_string(max_config_bytes >> 20) + " MiB"};
+    // A NUL byte never belongs in a text config, and leading NULs would make yaml-cpp guess
+    // UTF-16/32.
+    if (const void* nul = std::memchr(data, 0, size)) {
+        size_t off = static_cast<size_t>(static_cast<const char*>(nul) - data);
+        YAML::Mark m;
+        m.pos = static_cast<int>(off);
+        m.line = static_cast<int>(std::count(data, data + off, '\n'));
+        const char* line_start = data + off;
+        while (line_start > data && line_start[-1] != '\n')
+            --line_start;
+        m.column = static_cast<int>(data + off - line_start);
+        return error{location(source, m) + ": NUL byte in the file (not a text file?)"};
+    }
+    try {
+        {
+            view_buf buf(data, size);
+            std::istream in(&buf);
+            YAML::Parser parser(in);
+            document_counter counter;
+            while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+            }
+            if (counter.documents > 1) {
+                const YAML::Mark& m = counter.second_start;
+                bool marker = m.pos >= 0 && static_cast<size_t>(m.pos) + 3 <= size &&
+                              std::string_view(data + m.pos, 3) == "---";
+                return error{location(source, m) +
+                             (marker ? ": expected one YAML document, found more"
+                                     : ": YAML syntax error: unexpected text after the end of "
+                                       "the document")};
+            }
+        }
+        view_buf buf(data, size);
+        std::istream in(&buf);
+        YAML::Node root = YAML::Load(in);
+        loader l;
+        config cfg = l.load(root);
+        return result<config>(std::move(cfg));
+    } catch (const parse_failure& e) {
+        return error{location(source, e.mark) + ": " + e.message};
+    } catch (const YAML::Exception& e) {
+        // e.msg is yaml-cpp's generic description; it never quotes the document text.
+        return error{location(source, e.mark) + ": YAML syntax error: " + e.msg};
+    } catch (const std::bad_alloc&) {
+        return error{std::string(source) + ": out of memory while parsing"};
+    } catch (const std::exception& e) {
+        return error{std::string(source) + ": cannot parse: " + e.what()};
+    }
+}
+
+} // namespace
+
+// ---- public helpers ---------------------------------------------------------------------------
+
+result<ipv4_addr> parse_ipv4(std::string_view text) {
+    ipv4_addr a = 0;
+    std::string why = ipv4_problem(text, a);
+    if (!why.empty())
+        return error{quote(text) + " is not an IPv4 address: " + why};
+    return a;
+}
+
+result<ipv4_cidr> parse_ipv4_cidr(std::string_view text) {
+    ipv4_cidr c;
+    std::string why = cidr_problem(text, c);
+    if (!why.empty())
+        return error{quote(text) + " is not an IPv4 prefix: " + why};
+    return c;
+}
+
+result<ipv4_prefix> parse_ipv4_prefix(std::string_view text) {
+    ipv4_cidr c;
+    std::string why = cidr_problem(text, c);
+    if (!why.empty())
+        return error{quote(text) + " is not an IPv4 prefix: " + why};
+    ipv4_prefix p{c.addr & ipv4_mask(c.len), c.len};
+    if (p.addr != c.addr)
+        return error{quote(text) + " has host bits set; the prefix is " + format_ipv4_prefix(p)};
+    return p;
+}
+
+result<mac_addr> parse_mac(std::string_view text) {
+    mac_addr mac{};
+    bool good = text.size() == 17;
+    for (size_t i = 0; good && i < 6; ++i) {
+        int hi = hex_value(text[i * 3]);
+        int lo = hex_value(text[i * 3 + 1]);
+        if (hi < 0 || lo < 0 || (i < 5 && text[i * 3 + 2] != ':'))
+            good = false;
+        else
+            mac[i] = static_cast<uint8_t>((hi << 4) | lo);
+    }
+    if (!good)
+        return error{quote(text) + " is not a MAC address (expected six hex pairs like "
+                                   "02:00:00:00:00:01)"};
+    return mac;
+}
+
+std::string format_ipv4(ipv4_addr a) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", (a >> 24) & 0xff, (a >> 16) & 0xff,
+                  (a >> 8) & 0xff, a & 0xff);
+    return buf;
+}
+
+std::string format_ipv4_prefix(const ipv4_prefix& p) {
+    return format_ipv4(p.addr) + "/" + std::to_string(p.len);
+}
+
+std::string format_mac(const mac_addr& m) {
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                  m[5]);
+    return buf;
+}
+
+result<config> load_config_string(const std::string& yaml, std::string_view source) {
+    return load_text(yaml.data(), yaml.size(), source);
+}
+
+result<config> load_config_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return error{path + ": cannot open: " + std::strerror(errno)};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int err = errno;
+        ::close(fd);
+        return error{path + ": " + (S_ISREG(st.st_mode) ? std::string(std::strerror(err))
+                                                         : std::string("not a regular file"))};
+    }
+    if (static_cast<uint64_t>(st.st_size) > max_config_bytes) {
+        ::close(fd);
+        return error{path + ": larger than " + std::to_string(max_config_bytes >> 20) + " MiB"};
+    }
+    // One exact-size buffer, wiped before it is freed: the file holds key material.
+    size_t size = static_cast<size_t>(st.st_size);
+    std::vector<char> text(size + 1);
+    size_t got = 0;
+    while (got < text.size()) {
+        ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            OPENSSL_cleanse(text.data(), text.size());
+            return error{path + ": cannot read: " + std::strerror(err)};
+        }
+        if (n == 0)
+            break;
+        got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    if (got > size) {
+        OPENSSL_cleanse(text.data(), text.size());
+        return error{path + ": the file grew while being read; try again"};
+    }
+    result<config> r = load_text(text.data(), got, path);
+    OPENSSL_cleanse(text.data(), text.size());
+    return r;
+}
+
+} // namespace sagd

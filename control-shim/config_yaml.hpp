@@ -1,0 +1,47 @@
+// The declarative config file (YAML) -> sagd::config, fully validated. Also the strict IPv4/MAC
+// text helpers the rest of the shim uses. Control path only; exceptions never leave this unit.
+#pragma once
+
+#include "dataplane/config.hpp"
+#include "dataplane/result.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace sagd {
+
+// Loads and validates a config file. Errors read "<path>:<line>:<column>: <object>: <field>
+// <reason>", e.g. "sagd.yaml:23:14: tunnels[1] 'ccn-edge-2': inbound_sas[0].spi 0x2001 already
+// used by tunnel 'ccn-edge-1'". Key material never appears in an error.
+result<config> load_config_file(const std::string& path);
+
+// Same, from text already in memory; `source` names it in error messages.
+result<config> load_config_string(const std::string& yaml, std::string_view source = "<string>");
+
+// Dotted quad, strict: four decimal octets 0..255, no leading zeros ("010" is refused because
+// inet_aton reads it as octal), no sign, no spaces, nothing after.
+result<ipv4_addr> parse_ipv4(std::string_view text);
+
+// "a.b.c.d/len", len 0..32, host bits must be zero (the error names the right prefix).
+result<ipv4_prefix> parse_ipv4_prefix(std::string_view text);
+
+// An interface address with its connected prefix length ("10.1.0.1/24"): host bits allowed.
+struct ipv4_cidr {
+    ipv4_addr addr = 0;
+    uint8_t len = 0;
+};
+result<ipv4_cidr> parse_ipv4_cidr(std::string_view text);
+
+// "02:00:00:00:00:01" (six hex pairs separated by ':').
+result<mac_addr> parse_mac(std::string_view text);
+
+std::string format_ipv4(ipv4_addr addr);
+std::string format_ipv4_prefix(const ipv4_prefix& prefix);
+std::string format_mac(const mac_addr& mac);
+
+// Network mask for a prefix length (0..32) in host byte order.
+constexpr ipv4_addr ipv4_mask(uint8_t len) noexcept {
+    return len == 0 ? 0 : len >= 32 ? 0xffffffffu : ~((ipv4_addr{1} << (32 - len)) - 1);
+}
+
+} // namespace sagd
