@@ -1,0 +1,180 @@
+#include "control-shim/telemetry.hpp"
+
+#include <cstring>
+#include <string>
+
+#include <rte_telemetry.h>
+
+#include "control-shim/config_yaml.hpp"
+
+namespace sagd::shim {
+
+namespace {
+
+// DPDK 22.11 telemetry callbacks carry no user pointer: one gateway per process.
+const dp::gateway* g_gw = nullptr;
+
+void add_u64(rte_tel_data* d, const char* name, uint64_t v) { rte_tel_data_add_dict_u64(d, name, v); }
+
+int stats_cb(const char*, const char*, rte_tel_data* d) {
+    auto t = dp::sum_counters(*g_gw);
+    const auto& s = g_gw->slow_path();
+    rte_tel_data_start_dict(d);
+    add_u64(d, "rx", t.rx);
+    add_u64(d, "tx", t.tx);
+    add_u64(d, "punted", t.punted);
+    add_u64(d, "injected", t.injected);
+    add_u64(d, "handoff_in", t.handoff_in);
+    add_u64(d, "handoff_out", t.handoff_out);
+    add_u64(d, "drops", t.drops);
+    rte_tel_data_add_dict_int(d, "in_flight", static_cast<int>(t.in_flight()));
+    add_u64(d, "slow_punted_in", s.punted_in);
+    add_u64(d, "slow_arp_in", s.arp_in);
+    add_u64(d, "slow_arp_replies_sent", s.arp_replies_sent);
+    add_u64(d, "slow_arp_requests_sent", s.arp_requests_sent);
+    add_u64(d, "slow_held", s.held);
+    add_u64(d, "slow_held_sent", s.held_sent);
+    add_u64(d, "slow_held_dropped_unresolved", s.held_dropped_unresolved);
+    add_u64(d, "slow_held_dropped_full", s.held_dropped_full);
+    add_u64(d, "slow_icmp_errors_sent", s.icmp_errors_sent);
+    add_u64(d, "slow_icmp_errors_suppressed", s.icmp_errors_suppressed);
+    add_u64(d, "slow_inject_full", s.inject_full);
+    add_u64(d, "slow_dropped", s.dropped);
+    return 0;
+}
+
+int drops_cb(const char*, const char*, rte_tel_data* d) {
+    auto t = dp::sum_counters(*g_gw);
+    rte_tel_data_start_dict(d);
+    for (unsigned i = 0; i < dp::n_drop_reasons; ++i)
+        add_u64(d, dp::drop_infos[i].name, t.by_reason[i]);
+    return 0;
+}
+
+void add_port(rte_tel_data* d, const dp::port_runtime& p, const dp::port_counters& c) {
+    add_u64(d, "port_id", p.port_id);
+    rte_tel_data_add_dict_string(d, "role", p.role == port_role::lan ? "lan" : "wan");
+    rte_tel_data_add_dict_string(d, "address", format_ipv4(p.address).c_str());
+    add_u64(d, "rx_packets", c.rx_packets);
+    add_u64(d, "rx_bytes", c.rx_bytes);
+    add_u64(d, "tx_packets", c.tx_packets);
+    add_u64(d, "tx_bytes", c.tx_bytes);
+}
+
+int ports_cb(const char*, const char* params, rte_tel_data* d) {
+    auto t = dp::sum_counters(*g_gw);
+    const auto& ports = g_gw->tbl().ports;
+    rte_tel_data_start_dict(d);
+    for (size_t i = 0; i < ports.size(); ++i) {
+        if (params != nullptr && *params != '\0') {
+            if (ports[i].name == params) {
+                add_port(d, ports[i], t.ports[i]);
+                return 0;
+            }
+            continue;
+        }
+        rte_tel_data* c = rte_tel_data_alloc();
+        if (c == nullptr)
+            return -ENOMEM;
+        rte_tel_data_start_dict(c);
+        add_port(c, ports[i], t.ports[i]);
+        rte_tel_data_add_dict_container(d, ports[i].name.c_str(), c, 0);
+    }
+    return params != nullptr && *params != '\0' ? -EINVAL : 0;
+}
+
+int tunnels_cb(const char*, const char*, rte_tel_data* d) {
+    rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+    for (const auto& t : g_gw->tbl().tunnels)
+        if (rte_tel_data_add_array_string(d, t.name.c_str()) != 0)
+            break; // more than RTE_TEL_MAX_ARRAY_ENTRIES: the list is truncated
+    return 0;
+}
+
+int tunnel_cb(const char*, const char* params, rte_tel_data* d) {
+    if (params == nullptr)
+        return -EINVAL;
+    for (const auto& t : g_gw->tbl().tunnels) {
+        if (t.name != params)
+            continue;
+        auto s = dp::read_tunnel(t);
+        rte_tel_data_start_dict(d);
+        rte_tel_data_add_dict_string(d, "peer", format_ipv4(t.peer).c_str());
+        rte_tel_data_add_dict_string(d, "encap", t.udp ? "esp-udp" : "esp");
+        add_u64(d, "worker", t.owner);
+        add_u64(d, "tx_packets", s.tx_packets);
+        add_u64(d, "tx_bytes", s.tx_bytes);
+        add_u64(d, "rx_packets", s.rx_packets);
+        add_u64(d, "rx_bytes", s.rx_bytes);
+        add_u64(d, "encrypt_errors", s.encrypt_errors);
+        add_u64(d, "seq_exhausted", s.seq_exhausted);
+        add_u64(d, "decrypt_errors", s.decrypt_errors);
+        add_u64(d, "icv_fail", s.icv_fail);
+        add_u64(d, "replay", s.replay);
+        add_u64(d, "bad_padding", s.bad_padding);
+        add_u64(d, "bad_next_header", s.bad_next_header);
+        add_u64(d, "malformed", s.malformed);
+        add_u64(d, "outbound_seq", s.outbound_seq);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int workers_cb(const char*, const char*, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    for (const auto& w : g_gw->workers()) {
+        const auto& c = w->counters;
+        rte_tel_data* x = rte_tel_data_alloc();
+        if (x == nullptr)
+            return -ENOMEM;
+        rte_tel_data_start_dict(x);
+        add_u64(x, "lcore", w->lcore);
+        add_u64(x, "loops", c.loops);
+        add_u64(x, "busy_loops", c.busy_loops);
+        add_u64(x, "busy_permille", c.loops ? c.busy_loops * 1000 / c.loops : 0);
+        add_u64(x, "cycles_per_packet", c.busy_packets ? c.busy_cycles / c.busy_packets : 0);
+        add_u64(x, "rx", c.rx);
+        add_u64(x, "tx", c.tx);
+        std::string name = "worker" + std::to_string(w->index);
+        rte_tel_data_add_dict_container(d, name.c_str(), x, 0);
+    }
+    return 0;
+}
+
+int neighbours_cb(const char*, const char*, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    const auto& ports = g_gw->tbl().ports;
+    unsigned n = 0;
+    g_gw->neighbours().for_each([&](const fwd::neighbour_entry& e) {
+        if (++n > RTE_TEL_MAX_DICT_ENTRIES)
+            return;
+        auto v = e.read();
+        char mac[32];
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x %s", v.mac[0], v.mac[1],
+                 v.mac[2], v.mac[3], v.mac[4], v.mac[5], fwd::to_string(v.state));
+        std::string key = (e.port() < ports.size() ? ports[e.port()].name : "?") + "/" +
+                          format_ipv4(e.ip());
+        rte_tel_data_add_dict_string(d, key.c_str(), mac);
+    });
+    return 0;
+}
+
+} // namespace
+
+void register_telemetry(const dp::gateway& gw) {
+    g_gw = &gw;
+    rte_telemetry_register_cmd("/sagd/stats", stats_cb,
+                               "sagd totals, balance and slow-path counters. No parameters");
+    rte_telemetry_register_cmd("/sagd/drops", drops_cb, "sagd drops per reason. No parameters");
+    rte_telemetry_register_cmd("/sagd/ports", ports_cb,
+                               "sagd port counters. Parameter: port name (optional)");
+    rte_telemetry_register_cmd("/sagd/tunnels", tunnels_cb, "sagd tunnel names. No parameters");
+    rte_telemetry_register_cmd("/sagd/tunnel", tunnel_cb,
+                               "one tunnel's counters. Parameter: tunnel name");
+    rte_telemetry_register_cmd("/sagd/workers", workers_cb,
+                               "sagd workers: busy ratio, cycles per packet. No parameters");
+    rte_telemetry_register_cmd("/sagd/neighbours", neighbours_cb,
+                               "sagd ARP table (first 256 entries). No parameters");
+}
+
+} // namespace sagd::shim

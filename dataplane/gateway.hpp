@@ -1,0 +1,122 @@
+// The running data plane: ports, tables, workers and the control thread's slow path.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
+
+#include "dataplane/counters.hpp"
+#include "dataplane/rings.hpp"
+#include "dataplane/tables.hpp"
+#include "forwarding/neighbour.hpp"
+#include "forwarding/rate_limiter.hpp"
+
+namespace sagd::dp {
+
+struct slow_path_counters {
+    uint64_t punted_in = 0;
+    uint64_t arp_in = 0;
+    uint64_t arp_replies_sent = 0;
+    uint64_t arp_requests_sent = 0;
+    uint64_t held = 0;
+    uint64_t held_sent = 0;
+    uint64_t held_dropped_unresolved = 0;
+    uint64_t held_dropped_full = 0;
+    uint64_t icmp_errors_sent = 0;
+    uint64_t icmp_errors_suppressed = 0;  // rate-limited or not allowed (RFC 1812 4.3.2.7)
+    uint64_t inject_full = 0;
+    uint64_t dropped = 0;                 // ARP not for us, malformed ARP, no mbuf
+};
+
+// Tx queue locks, used only on ports with fewer tx queues than workers.
+struct tx_locks {
+    static constexpr unsigned max_queues = 64;
+    std::array<rte_spinlock_t, max_ports * max_queues> locks;
+    rte_spinlock_t& at(uint8_t port, uint16_t queue) noexcept {
+        return locks[port * max_queues + queue % max_queues];
+    }
+};
+
+struct worker_context {
+    unsigned index = 0;
+    unsigned lcore = 0;
+    rte_ring* handoff = nullptr;  // handoff_msg, MP/SC
+    rte_ring* inject = nullptr;   // inject_msg, SP/SC
+    worker_counters counters;
+    struct rx_queue {
+        uint8_t port;   // port index
+        uint16_t queue;
+    };
+    std::vector<rx_queue> rx_queues;
+};
+
+class gateway {
+  public:
+    static result<std::unique_ptr<gateway>> create(const config& cfg, rte_mempool* pool,
+                                                   crypto::engine_kind engine);
+    ~gateway();
+
+    // Launches workers on the EAL worker lcores, then runs the slow path on the calling (main)
+    // lcore until stop() (signal-safe) is called. Returns after every worker has exited, or
+    // at once with an error when EAL has too few lcores for the workers.
+    status run();
+    void stop() noexcept { stopping_.store(true, std::memory_order_relaxed); }
+    bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
+
+    const tables& tbl() const noexcept { return *tables_; }
+    const std::vector<std::unique_ptr<worker_context>>& workers() const noexcept {
+        return workers_;
+    }
+    const fwd::neighbour_table& neighbours() const noexcept { return *neighbours_; }
+    const slow_path_counters& slow_path() const noexcept { return slow_; }
+    rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
+
+    // Worker entry (public for rte_eal_remote_launch's trampoline).
+    int worker_main(worker_context& w) noexcept;
+
+    // Synchronous stepping, for tests and benchmarks that drive the pipeline from one thread
+    // instead of run(): one iteration of a worker, one pass of the slow path and its timers.
+    void poll_worker(unsigned index) noexcept;
+    void poll_slow_path(uint64_t now_ms);
+
+  private:
+    gateway() = default;
+    bool slow_path_poll(uint64_t now_ms); // false when there was nothing to do
+    void slow_path_timers(uint64_t now_ms);
+    uint64_t last_age_ms_ = 0;
+    void handle_arp(rte_mbuf* m, uint8_t port, uint64_t now_ms);
+    void handle_resolve(const punt_msg& msg, uint64_t now_ms);
+    void handle_icmp_error(const punt_msg& msg);
+    void send_arp_request(uint8_t port, ipv4_addr target);
+    void release_held(uint8_t port, ipv4_addr addr, const rte_ether_addr& mac);
+    void expire_held(uint64_t now_ms);
+    bool inject(rte_mbuf* m, inject_kind kind, uint8_t port) noexcept;
+
+    std::unique_ptr<tables> tables_;
+    std::unique_ptr<fwd::neighbour_table> neighbours_;
+    std::vector<std::unique_ptr<worker_context>> workers_;
+    rte_mempool* pool_ = nullptr;
+    rte_ring* punt_ = nullptr;     // punt_msg, MP/SC
+    rte_rcu_qsbr* qsbr_ = nullptr; // workers report quiescence once per loop
+    tx_locks tx_locks_;
+    std::atomic<bool> stopping_{false};
+    slow_path_counters slow_;
+    struct held_packet {
+        rte_mbuf* m;
+        uint8_t port;
+        ipv4_addr addr;
+        uint64_t since_ms;
+    };
+    std::vector<held_packet> held_;  // bounded: packets waiting on ARP resolution
+    fwd::rate_limiter icmp_limiter_;
+    unsigned next_inject_worker_ = 0;
+    uint16_t icmp_ip_id_ = 0;
+};
+
+} // namespace sagd::dp

@@ -1,0 +1,67 @@
+// The tables workers read: built by the control path from config, published as one snapshot.
+// Workers never lock; everything here is read-only once published (the SAs' hot state is
+// written only by the SA's owner worker).
+#pragma once
+
+#include <array>
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto/esp.hpp"
+#include "crypto/sa.hpp"
+#include "crypto/sa_map.hpp"
+#include "dataplane/config.hpp"
+#include "dataplane/counters.hpp"
+#include "dataplane/port.hpp"
+#include "dataplane/result.hpp"
+#include "forwarding/fib4.hpp"
+#include "forwarding/neighbour.hpp"
+#include "forwarding/next_hop.hpp"
+
+namespace sagd::dp {
+
+struct tunnel_runtime {
+    std::string name;
+    uint16_t port_index = 0;  // WAN port (index into tables::ports)
+    ipv4_addr local = 0;
+    ipv4_addr peer = 0;
+    ipv4_addr next_hop = 0;   // outer next hop: the peer when on-link, else the port's gateway
+    unsigned owner = 0;       // the worker that owns this tunnel's SAs (single writer)
+    uint16_t overhead = 0;    // worst-case bytes ESP adds (outer IP, UDP, ESP, IV, pad, ICV)
+    bool udp = false;
+    std::unique_ptr<crypto::outbound_sa> outbound;
+    std::vector<std::unique_ptr<crypto::inbound_sa>> inbound;
+};
+
+struct inbound_ref { // what the SPI map's value points back to
+    uint32_t tunnel = 0;
+};
+
+struct tables {
+    std::vector<port_runtime> ports;
+    std::array<uint8_t, RTE_MAX_ETHPORTS> port_index_by_id{};
+    std::vector<tunnel_runtime> tunnels;
+    std::unique_ptr<fwd::fib4> fib;
+    fwd::next_hop_table next_hops;
+    std::unique_ptr<crypto::inbound_sa_map> sa_map;
+    std::bitset<65536> natt_ports;  // UDP destination ports that carry ESP-in-UDP
+    unsigned workers = 1;
+    ipv4_addr icmp_source = 0;      // source of ICMP errors about decapsulated traffic
+
+    bool is_own_address(ipv4_addr a) const noexcept {
+        for (const auto& p : ports)
+            if (p.address == a)
+                return true;
+        return false;
+    }
+};
+
+// Builds the tables from a validated config and the started ports. Fails (changing nothing)
+// when a reference cannot be resolved.
+result<std::unique_ptr<tables>> build_tables(const config& cfg, std::vector<port_runtime> ports,
+                                             crypto::engine_kind engine);
+
+} // namespace sagd::dp

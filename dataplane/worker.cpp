@@ -1,0 +1,495 @@
+// The worker: one per lcore, run to completion. The pipeline is wired here, in one place:
+//
+//   rx burst -> classify (L2, IPv4 checks, local / ESP / forward)
+//            -> decap runs (packets that share an inbound SA)  -> forward
+//            -> forward (FIB burst lookup, TTL, MTU)           -> encap runs | LAN tx | slow path
+//            -> encap runs (packets that share a tunnel)       -> WAN tx
+//   then the hand-off ring (packets whose SA this worker owns), the inject ring (packets the
+//   slow path wants sent), and one tx flush per port.
+//
+// Every packet ends in exactly one place (tx, punted, handed off, or a drop reason), so the
+// counters balance; see counters.hpp.
+#include <cstring>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_prefetch.h>
+#include <rte_spinlock.h>
+
+#include "dataplane/gateway.hpp"
+#include "dataplane/rings.hpp"
+#include "dataplane/worker_stages.hpp"
+#include "forwarding/packet.hpp"
+
+namespace sagd::dp {
+
+namespace {
+
+constexpr unsigned burst_size = 32;
+constexpr unsigned stage_capacity = burst_size * 2;
+
+inline bool is_broadcast(const rte_ether_addr& a) noexcept { return rte_is_broadcast_ether_addr(&a); }
+
+inline uint16_t udp_dst_port(const uint8_t* udp) noexcept {
+    return static_cast<uint16_t>(udp[2] << 8 | udp[3]);
+}
+
+inline bool is_martian_destination(ipv4_addr dst) noexcept {
+    return dst >= 0xE0000000u /* multicast, class E, limited broadcast */ || dst == 0;
+}
+
+// A fixed-capacity list of packets for one stage; never allocates.
+struct packet_list {
+    std::array<rte_mbuf*, stage_capacity> pkts;
+    std::array<uint32_t, stage_capacity> key;  // stage-specific: SA or tunnel index
+    unsigned n = 0;
+    void push(rte_mbuf* m, uint32_t k = 0) noexcept {
+        pkts[n] = m;
+        key[n] = k;
+        ++n;
+    }
+};
+
+class worker_loop {
+  public:
+    worker_loop(gateway& gw, worker_context& w, rte_ring* punt, tx_locks& locks) noexcept
+        : gw_(gw), t_(gw.tbl()), w_(w), c_(w.counters), neigh_(gw.neighbours()), punt_(punt),
+          locks_(locks) {}
+
+    void run() noexcept;
+    // One iteration: every rx queue once, the hand-off and inject rings, one flush.
+    void poll() noexcept;
+
+  private:
+    void on_rx(uint8_t port, rte_mbuf** pkts, unsigned n) noexcept;
+    void classify(uint8_t port, rte_mbuf* m) noexcept;
+    void decap(packet_list& in) noexcept;
+    void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept;
+    void forward(packet_list& in) noexcept;
+    void encap(packet_list& in) noexcept;
+    void encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept;
+    void send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept;
+    void tx(uint8_t port, rte_mbuf* m) noexcept;
+    void flush(uint8_t port) noexcept;
+    void flush_all() noexcept;
+    void drain_handoff() noexcept;
+    void drain_inject() noexcept;
+    void punt(rte_mbuf* m, punt_reason r, uint8_t port, uint32_t addr, uint16_t mtu = 0) noexcept;
+    void handoff(rte_mbuf* m, handoff_stage s, uint8_t port, uint32_t index, unsigned owner) noexcept;
+    void drop(rte_mbuf* m, drop reason) noexcept {
+        rte_pktmbuf_free(m);
+        c_.count_drop(reason);
+    }
+    ipv4_addr icmp_source(const rte_mbuf* m) const noexcept {
+        const auto& p = t_.ports[t_.port_index_by_id[m->port]];
+        return p.role == port_role::lan ? p.address : t_.icmp_source;
+    }
+
+    gateway& gw_;
+    const tables& t_;
+    worker_context& w_;
+    worker_counters& c_;
+    const fwd::neighbour_table& neigh_;
+    rte_ring* punt_;
+    tx_locks& locks_;
+
+    packet_list decap_list_;
+    packet_list forward_list_;
+    packet_list encap_list_;
+    std::array<std::array<rte_mbuf*, burst_size>, max_ports> txbuf_{};
+    std::array<uint16_t, max_ports> txn_{};
+};
+
+void worker_loop::run() noexcept {
+    while (!gw_.stopping())
+        poll();
+}
+
+void worker_loop::poll() noexcept {
+    std::array<rte_mbuf*, burst_size> pkts;
+    uint64_t start = rte_rdtsc();
+    uint64_t before = c_.rx + c_.handoff_in + c_.injected;
+    for (const auto& q : w_.rx_queues) {
+        uint16_t n = rte_eth_rx_burst(t_.ports[q.port].port_id, q.queue, pkts.data(), burst_size);
+        if (n != 0)
+            on_rx(q.port, pkts.data(), n);
+    }
+    drain_handoff();
+    drain_inject();
+    flush_all();
+    rte_rcu_qsbr_quiescent(gw_.qsbr(), w_.index);
+    ++c_.loops;
+    uint64_t done = c_.rx + c_.handoff_in + c_.injected - before;
+    if (done != 0) {
+        ++c_.busy_loops;
+        c_.busy_packets += done;
+        c_.busy_cycles += rte_rdtsc() - start;
+    }
+}
+
+void worker_loop::on_rx(uint8_t port, rte_mbuf** pkts, unsigned n) noexcept {
+    auto& pc = c_.ports[port];
+    c_.rx += n;
+    pc.rx_packets += n;
+    for (unsigned i = 0; i < n; ++i) {
+        if (i + 3 < n)
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 3], void*));
+        pc.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+        classify(port, pkts[i]);
+    }
+    decap(decap_list_);
+    forward(forward_list_);
+    encap(encap_list_);
+}
+
+void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
+    const port_runtime& p = t_.ports[port];
+    if (unlikely(m->nb_segs != 1))
+        return drop(m, drop::bad_l2);
+    auto* data = rte_pktmbuf_mtod(m, uint8_t*);
+    uint32_t len = rte_pktmbuf_data_len(m);
+    fwd::ethernet_info eth;
+    if (unlikely(fwd::parse_ethernet(data, len, eth) != fwd::parse_status::ok || eth.has_vlan))
+        return drop(m, drop::bad_l2);
+    constexpr uint32_t l3_offset = fwd::ethernet_header_len;
+    const auto* eh = reinterpret_cast<const rte_ether_hdr*>(data);
+    bool bcast = is_broadcast(eh->dst_addr);
+    if (unlikely(!bcast && !rte_is_same_ether_addr(&eh->dst_addr, &p.mac)))
+        return drop(m, drop::not_for_us);
+
+    if (eth.ethertype == RTE_ETHER_TYPE_ARP)
+        return punt(m, punt_reason::arp, port, 0);
+    if (eth.ethertype == RTE_ETHER_TYPE_IPV6)
+        return drop(m, drop::ipv6_unsupported);
+    if (unlikely(eth.ethertype != RTE_ETHER_TYPE_IPV4))
+        return drop(m, drop::unknown_ethertype);
+
+    fwd::ipv4_info ip;
+    if (unlikely(fwd::parse_ipv4(data + l3_offset, len - l3_offset, ip) !=
+                 fwd::parse_status::ok))
+        return drop(m, drop::bad_ipv4);
+    // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));
+    if (unlikely(bcast || is_martian_destination(ip.dst)))
+        return drop(m, drop::multicast);
+
+    if (ip.dst == p.address || t_.is_own_address(ip.dst)) {
+        if (ip.more_fragments || ip.fragment_offset != 0)
+            return drop(m, drop::fragment_to_us);
+        if (p.role == port_role::wan && ip.dst == p.address &&
+            (ip.protocol == IPPROTO_ESP ||
+             (ip.protocol == IPPROTO_UDP && ip.total_length >= ip.header_len + 4u &&
+              t_.natt_ports.test(udp_dst_port(data + l3_offset + ip.header_len))))) {
+            rte_pktmbuf_adj(m, l3_offset);
+            decap_list_.push(m);
+            return;
+        }
+        if (ip.protocol == IPPROTO_ICMP &&
+            fwd::icmp_echo_reply_in_place(data, rte_pktmbuf_data_len(m)) == fwd::icmp_status::ok) {
+            tx(port, m);
+            return;
+        }
+        return drop(m, drop::local_unhandled);
+    }
+    if (p.role == port_role::wan)
+        return drop(m, drop::wan_not_tunnel);
+    rte_pktmbuf_adj(m, l3_offset);
+    forward_list_.push(m);
+}
+
+void worker_loop::decap(packet_list& in) noexcept {
+    if (in.n == 0)
+        return;
+    // Parse outer headers and find each packet's inbound SA; then run crypto over runs of
+    // consecutive packets that share an SA (one SA load, one counter update per run).
+    unsigned kept = 0;
+    std::array<crypto::inbound_sa*, stage_capacity> sas;
+    for (unsigned i = 0; i < in.n; ++i) {
+        rte_mbuf* m = in.pkts[i];
+        crypto::inbound_sa* sa = nullptr;
+        dp::drop reason{};
+        if (!lookup_inbound(t_, m, sa, reason)) {
+            drop(m, reason);
+            continue;
+        }
+        const auto& tun = t_.tunnels[sa->user];
+        if (tun.owner != w_.index) {
+            handoff(m, handoff_stage::decap, 0, sa->user, tun.owner);
+            continue;
+        }
+        in.pkts[kept] = m;
+        sas[kept] = sa;
+        ++kept;
+    }
+    unsigned start = 0;
+    for (unsigned i = 1; i <= kept; ++i) {
+        if (i == kept || sas[i] != sas[start]) {
+            decap_run(*sas[start], &in.pkts[start], i - start);
+            start = i;
+        }
+    }
+    in.n = 0;
+}
+
+void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept {
+    std::array<crypto::esp_status, stage_capacity> st;
+    crypto::esp_decap_burst(sa, std::span<rte_mbuf* const>(pkts, n), st.data());
+    for (unsigned i = 0; i < n; ++i) {
+        if (st[i] != crypto::esp_status::ok) {
+            drop(pkts[i], drop_for(st[i]));
+            continue;
+        }
+        const auto* data = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+        fwd::ipv4_info ip;
+        if (unlikely(fwd::parse_ipv4(data, rte_pktmbuf_data_len(pkts[i]), ip) !=
+                     fwd::parse_status::ok)) {
+            drop(pkts[i], (data[0] >> 4) == 6 ? drop::ipv6_unsupported : drop::esp_bad_inner);
+            continue;
+        }
+        forward_list_.push(pkts[i]);
+    }
+}
+
+void worker_loop::forward(packet_list& in) noexcept {
+    if (in.n == 0)
+        return;
+    std::array<uint32_t, stage_capacity> dst;
+    std::array<uint64_t, stage_capacity> nh;
+    for (unsigned i = 0; i < in.n; ++i)
+        dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(in.pkts[i], const rte_ipv4_hdr*)->dst_addr);
+    t_.fib->lookup_bulk(dst.data(), nh.data(), in.n);
+    for (unsigned i = 0; i < in.n; ++i) {
+        rte_mbuf* m = in.pkts[i];
+        auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
+        const fwd::next_hop& hop = t_.next_hops.get(static_cast<uint32_t>(nh[i]));
+        switch (hop.kind) {
+        case fwd::next_hop_kind::drop:
+            punt(m, punt_reason::net_unreachable, 0, icmp_source(m));
+            c_.count_drop(drop::no_route);
+            continue;
+        case fwd::next_hop_kind::local:
+            drop(m, drop::local_unhandled);
+            continue;
+        default:
+            break;
+        }
+        if (!fwd::ipv4_decrement_ttl(reinterpret_cast<uint8_t*>(ip))) {
+            punt(m, punt_reason::ttl_exceeded, 0, icmp_source(m));
+            c_.count_drop(drop::ttl_exceeded);
+            continue;
+        }
+        uint16_t len = rte_pktmbuf_pkt_len(m);
+        bool df = (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) != 0;
+        if (hop.kind == fwd::next_hop_kind::tunnel) {
+            const auto& tun = t_.tunnels[hop.tunnel];
+            uint16_t wan_mtu = t_.ports[tun.port_index].mtu;
+            if (unlikely(len + tun.overhead > wan_mtu)) {
+                if (df) {
+                    punt(m, punt_reason::frag_needed, 0, icmp_source(m),
+                         static_cast<uint16_t>(wan_mtu - tun.overhead));
+                    c_.count_drop(drop::mtu_exceeded);
+                } else {
+                    drop(m, drop::mtu_exceeded);
+                }
+                continue;
+            }
+            encap_list_.push(m, hop.tunnel);
+            continue;
+        }
+        uint16_t mtu = t_.ports[hop.port].mtu;
+        if (unlikely(len > mtu)) {
+            if (df) {
+                punt(m, punt_reason::frag_needed, 0, icmp_source(m), mtu);
+                c_.count_drop(drop::mtu_exceeded);
+            } else {
+                drop(m, drop::mtu_exceeded);
+            }
+            continue;
+        }
+        ipv4_addr next = hop.kind == fwd::next_hop_kind::gateway ? hop.gateway : dst[i];
+        send_ip(hop.port, next, m);
+    }
+    in.n = 0;
+}
+
+void worker_loop::encap(packet_list& in) noexcept {
+    if (in.n == 0)
+        return;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < in.n; ++i) {
+        const auto& tun = t_.tunnels[in.key[i]];
+        if (tun.owner != w_.index) {
+            handoff(in.pkts[i], handoff_stage::encap, 0, in.key[i], tun.owner);
+            continue;
+        }
+        in.pkts[kept] = in.pkts[i];
+        in.key[kept] = in.key[i];
+        ++kept;
+    }
+    unsigned start = 0;
+    for (unsigned i = 1; i <= kept; ++i) {
+        if (i == kept || in.key[i] != in.key[start]) {
+            encap_run(in.key[start], &in.pkts[start], i - start);
+            start = i;
+        }
+    }
+    in.n = 0;
+}
+
+void worker_loop::encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept {
+    const auto& tun = t_.tunnels[tunnel];
+    std::array<crypto::esp_status, stage_capacity> st;
+    crypto::esp_encap_burst(*tun.outbound, std::span<rte_mbuf* const>(pkts, n), st.data());
+    for (unsigned i = 0; i < n; ++i) {
+        if (st[i] != crypto::esp_status::ok) {
+            drop(pkts[i], drop_for(st[i]));
+            continue;
+        }
+        send_ip(tun.port_index, tun.next_hop, pkts[i]);
+    }
+}
+
+void worker_loop::send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept {
+    const fwd::neighbour_entry* e = neigh_.lookup(port, next_hop);
+    fwd::neighbour_view v;
+    if (likely(e != nullptr))
+        v = e->read();
+    if (unlikely(!v.usable()))
+        return punt(m, punt_reason::resolve, port, next_hop);
+    if (v.state != fwd::neighbour_state::reachable)
+        e->mark_used(); // aging re-checks stale entries that traffic still uses
+    rte_ether_addr mac;
+    std::memcpy(mac.addr_bytes, v.mac.data(), 6);
+    auto* eh = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
+    if (unlikely(eh == nullptr))
+        return drop(m, drop::esp_encap_error);
+    eh->dst_addr = mac;
+    eh->src_addr = t_.ports[port].mac;
+    eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    tx(port, m);
+}
+
+void worker_loop::tx(uint8_t port, rte_mbuf* m) noexcept {
+    txbuf_[port][txn_[port]++] = m;
+    if (txn_[port] == burst_size)
+        flush(port);
+}
+
+void worker_loop::flush(uint8_t port) noexcept {
+    uint16_t n = txn_[port];
+    if (n == 0)
+        return;
+    txn_[port] = 0;
+    const port_runtime& p = t_.ports[port];
+    auto& buf = txbuf_[port];
+    std::array<uint32_t, burst_size> bytes;
+    for (uint16_t i = 0; i < n; ++i)
+        bytes[i] = rte_pktmbuf_pkt_len(buf[i]);
+    uint16_t queue = static_cast<uint16_t>(w_.index % p.n_tx_queues);
+    uint16_t sent;
+    if (p.tx_shared) {
+        rte_spinlock_t& lock = locks_.at(port, queue);
+        rte_spinlock_lock(&lock);
+        sent = rte_eth_tx_burst(p.port_id, queue, buf.data(), n);
+        rte_spinlock_unlock(&lock);
+    } else {
+        sent = rte_eth_tx_burst(p.port_id, queue, buf.data(), n);
+    }
+    auto& pc = c_.ports[port];
+    for (uint16_t i = 0; i < sent; ++i)
+        pc.tx_bytes += bytes[i];
+    pc.tx_packets += sent;
+    c_.tx += sent;
+    for (uint16_t i = sent; i < n; ++i)
+        drop(buf[i], drop::tx_full);
+}
+
+void worker_loop::flush_all() noexcept {
+    for (uint8_t p = 0; p < t_.ports.size(); ++p)
+        flush(p);
+}
+
+void worker_loop::punt(rte_mbuf* m, punt_reason r, uint8_t port, uint32_t addr,
+                       uint16_t mtu) noexcept {
+    punt_msg msg{m, r, port, mtu, addr};
+    bool icmp = r == punt_reason::ttl_exceeded || r == punt_reason::net_unreachable ||
+                r == punt_reason::frag_needed;
+    if (unlikely(rte_ring_mp_enqueue_elem(punt_, &msg, sizeof(msg)) != 0)) {
+        rte_pktmbuf_free(m);
+        // An ICMP-error punt is already counted under its drop reason by the caller.
+        if (!icmp)
+            c_.count_drop(drop::punt_ring_full);
+        return;
+    }
+    // ICMP-error punts carry a packet that is already counted as dropped; the slow path only
+    // quotes it. Everything else is the slow path's to finish.
+    if (!icmp)
+        ++c_.punted;
+}
+
+void worker_loop::handoff(rte_mbuf* m, handoff_stage s, uint8_t port, uint32_t index,
+                          unsigned owner) noexcept {
+    handoff_msg msg{m, s, port, 0, index};
+    if (unlikely(rte_ring_mp_enqueue_elem(gw_.workers()[owner]->handoff, &msg, sizeof(msg)) != 0))
+        return drop(m, drop::handoff_ring_full);
+    ++c_.handoff_out;
+}
+
+void worker_loop::drain_handoff() noexcept {
+    std::array<handoff_msg, burst_size> msgs;
+    unsigned n = rte_ring_sc_dequeue_burst_elem(w_.handoff, msgs.data(), sizeof(handoff_msg),
+                                                burst_size, nullptr);
+    if (n == 0)
+        return;
+    c_.handoff_in += n;
+    for (unsigned i = 0; i < n; ++i) {
+        if (msgs[i].stage == handoff_stage::decap)
+            decap_list_.push(msgs[i].m);
+        else
+            encap_list_.push(msgs[i].m, msgs[i].index);
+    }
+    decap(decap_list_);
+    forward(forward_list_);
+    encap(encap_list_);
+}
+
+void worker_loop::drain_inject() noexcept {
+    std::array<inject_msg, burst_size> msgs;
+    unsigned n = rte_ring_sc_dequeue_burst_elem(w_.inject, msgs.data(), sizeof(inject_msg),
+                                                burst_size, nullptr);
+    if (n == 0)
+        return;
+    c_.injected += n;
+    for (unsigned i = 0; i < n; ++i) {
+        if (msgs[i].kind == inject_kind::tx)
+            tx(msgs[i].port, msgs[i].m);
+        else
+            forward_list_.push(msgs[i].m);
+    }
+    forward(forward_list_);
+    encap(encap_list_);
+}
+
+} // namespace
+
+int gateway::worker_main(worker_context& w) noexcept {
+    crypto::worker_thread_init();
+    rte_rcu_qsbr_thread_online(qsbr_, w.index);
+    worker_loop loop(*this, w, punt_, tx_locks_);
+    loop.run();
+    rte_rcu_qsbr_thread_offline(qsbr_, w.index);
+    return 0;
+}
+
+void gateway::poll_worker(unsigned index) noexcept {
+    worker_context& w = *workers_[index];
+    crypto::worker_thread_init();
+    rte_rcu_qsbr_thread_online(qsbr_, w.index);
+    worker_loop loop(*this, w, punt_, tx_locks_);
+    loop.poll();
+    rte_rcu_qsbr_thread_offline(qsbr_, w.index);
+}
+
+} // namespace sagd::dp

@@ -1,0 +1,574 @@
+// The whole pipeline, driven synchronously through DPDK ring ports: frames go in on a port's
+// rx ring, the workers and the slow path are stepped, frames come out of the tx rings. The
+// ESP peer is built from crypto/ with the OpenSSL engine, sagd uses ipsec-mb, so every
+// tunnel test is also a cross-engine check.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_udp.h>
+
+#include "crypto/esp.hpp"
+#include "crypto/sa.hpp"
+#include "dataplane/gateway.hpp"
+#include "dataplane/stats.hpp"
+
+namespace sagd::dp {
+namespace {
+
+constexpr ipv4_addr ip(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    return ipv4_addr{a} << 24 | ipv4_addr{b} << 16 | ipv4_addr{c} << 8 | d;
+}
+
+const mac_addr wan_gw_mac{0x02, 0, 0, 0, 0xee, 0x01};
+const mac_addr host_mac{0x02, 0, 0, 0, 0x10, 0x02};
+const mac_addr router_mac{0x02, 0, 0, 0, 0x10, 0xfe};
+
+std::vector<uint8_t> key(uint8_t seed, size_t n = 20) {
+    std::vector<uint8_t> k(n);
+    for (size_t i = 0; i < n; ++i)
+        k[i] = static_cast<uint8_t>(seed + i * 7);
+    return k;
+}
+
+rte_mempool* pool() {
+    static rte_mempool* p =
+        rte_pktmbuf_pool_create("gw_test_pool", 8191, 64, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    return p;
+}
+
+struct ring_port {
+    std::string name;
+    rte_ring* rx = nullptr; // we enqueue, sagd receives
+    rte_ring* tx = nullptr; // sagd sends, we dequeue
+    uint16_t id = 0;
+};
+
+ring_port make_ring_port(const std::string& name) {
+    ring_port p;
+    p.name = name;
+    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p.tx = rte_ring_create((name + "_tx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    int id = rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, 0);
+    EXPECT_GE(id, 0);
+    p.id = static_cast<uint16_t>(id);
+    char ethdev_name[RTE_ETH_NAME_MAX_LEN];
+    EXPECT_EQ(rte_eth_dev_get_name_by_port(p.id, ethdev_name), 0);
+    p.name = ethdev_name; // the ring PMD names the port after, not exactly as, the request
+    return p;
+}
+
+// A frame as bytes.
+using frame = std::vector<uint8_t>;
+
+frame ipv4_packet(ipv4_addr src, ipv4_addr dst, uint8_t proto, const frame& l4, uint8_t ttl = 64,
+                  bool df = false) {
+    frame f(20 + l4.size());
+    auto* h = reinterpret_cast<rte_ipv4_hdr*>(f.data());
+    h->version_ihl = 0x45;
+    h->total_length = rte_cpu_to_be_16(static_cast<uint16_t>(f.size()));
+    h->packet_id = rte_cpu_to_be_16(7);
+    h->fragment_offset = df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
+    h->time_to_live = ttl;
+    h->next_proto_id = proto;
+    h->src_addr = rte_cpu_to_be_32(src);
+    h->dst_addr = rte_cpu_to_be_32(dst);
+    h->hdr_checksum = rte_ipv4_cksum(h);
+    std::memcpy(f.data() + 20, l4.data(), l4.size());
+    return f;
+}
+
+frame udp_payload(uint16_t sport, uint16_t dport, size_t n, uint8_t fill = 0xab) {
+    frame f(8 + n, fill);
+    f[0] = sport >> 8, f[1] = sport & 0xff, f[2] = dport >> 8, f[3] = dport & 0xff;
+    f[4] = static_cast<uint8_t>((8 + n) >> 8), f[5] = static_cast<uint8_t>((8 + n) & 0xff);
+    f[6] = f[7] = 0;
+    return f;
+}
+
+frame icmp_echo(uint16_t id, uint16_t seq, size_t n = 32) {
+    frame f(8 + n, 0x5a);
+    f[0] = 8, f[1] = 0, f[2] = f[3] = 0;
+    f[4] = id >> 8, f[5] = id & 0xff, f[6] = seq >> 8, f[7] = seq & 0xff;
+    uint16_t c = static_cast<uint16_t>(~rte_raw_cksum(f.data(), f.size()));
+    std::memcpy(&f[2], &c, 2);
+    return f;
+}
+
+frame ether(const rte_ether_addr& dst, const mac_addr& src, uint16_t type, const frame& payload) {
+    frame f(std::max<size_t>(60, 14 + payload.size()), 0); // Ethernet pads to 60 bytes
+    std::memcpy(f.data(), dst.addr_bytes, 6);
+    std::memcpy(f.data() + 6, src.data(), 6);
+    f[12] = type >> 8, f[13] = type & 0xff;
+    std::copy(payload.begin(), payload.end(), f.begin() + 14);
+    return f;
+}
+
+rte_mbuf* to_mbuf(const frame& f) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    EXPECT_NE(m, nullptr);
+    auto* d = rte_pktmbuf_append(m, static_cast<uint16_t>(f.size()));
+    EXPECT_NE(d, nullptr);
+    std::memcpy(d, f.data(), f.size());
+    return m;
+}
+
+frame to_frame(rte_mbuf* m) {
+    frame f(rte_pktmbuf_pkt_len(m));
+    std::memcpy(f.data(), rte_pktmbuf_mtod(m, const uint8_t*), f.size());
+    return f;
+}
+
+uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+class GatewayTest : public ::testing::Test {
+  protected:
+    void SetUp() override { ASSERT_NE(pool(), nullptr); }
+
+    void start(unsigned workers = 1) {
+        static int instance = 0;
+        ++instance;
+        lan_ = make_ring_port("gwt_lan" + std::to_string(instance));
+        wan_ = make_ring_port("gwt_wan" + std::to_string(instance));
+        cfg_.workers = static_cast<uint16_t>(workers);
+        port_config lan;
+        lan.name = "lan0";
+        lan.role = port_role::lan;
+        lan.device = lan_.name;
+        lan.address = ip(10, 1, 0, 1);
+        lan.prefix_len = 24;
+        port_config wan;
+        wan.name = "wan0";
+        wan.role = port_role::wan;
+        wan.device = wan_.name;
+        wan.address = ip(192, 0, 2, 1);
+        wan.prefix_len = 24;
+        wan.gateway = ip(192, 0, 2, 254);
+        cfg_.ports = {lan, wan};
+        for (int i = 0; i < 2; ++i) {
+            tunnel_config t;
+            t.name = i == 0 ? "edge-esp" : "edge-udp";
+            t.port = "wan0";
+            t.peer = ip(198, 51, 100, static_cast<uint8_t>(1 + i));
+            t.encap = i == 0 ? tunnel_encap::esp : tunnel_encap::esp_udp;
+            t.replay_window = 64;
+            t.outbound_sa.spi = 0x1001 + static_cast<uint32_t>(i);
+            t.outbound_sa.keymat = key(static_cast<uint8_t>(10 + i));
+            sa_config in;
+            in.spi = 0x2001 + static_cast<uint32_t>(i);
+            in.keymat = key(static_cast<uint8_t>(20 + i));
+            t.inbound_sas.push_back(in);
+            cfg_.tunnels.push_back(t);
+        }
+        route_config r1;
+        r1.prefix = {ip(10, 2, 0, 0), 16};
+        r1.tunnel = "edge-esp";
+        route_config r2;
+        r2.prefix = {ip(10, 3, 0, 0), 16};
+        r2.tunnel = "edge-udp";
+        route_config r3;
+        r3.prefix = {ip(10, 9, 0, 0), 16};
+        r3.via = route_via::lan_gateway;
+        r3.gateway = ip(10, 1, 0, 254);
+        cfg_.routes = {r1, r2, r3};
+        cfg_.neighbours = {{"wan0", ip(192, 0, 2, 254), wan_gw_mac},
+                           {"lan0", ip(10, 1, 0, 2), host_mac},
+                           {"lan0", ip(10, 1, 0, 254), router_mac}};
+        auto gw = gateway::create(cfg_, pool(), crypto::engine_kind::ipsec_mb);
+        ASSERT_TRUE(gw.ok()) << gw.err().message;
+        gw_ = std::move(gw.value());
+        lan_mac_ = gw_->tbl().ports[0].mac;
+        wan_mac_ = gw_->tbl().ports[1].mac;
+        for (int i = 0; i < 2; ++i) {
+            // The peer's view of tunnel i, on the other engine.
+            crypto::sa_params out;
+            out.spi = 0x2001 + static_cast<uint32_t>(i);
+            auto k_out = key(static_cast<uint8_t>(20 + i));
+            out.keymat = k_out;
+            out.engine = crypto::engine_kind::openssl;
+            out.local_addr = ip(198, 51, 100, static_cast<uint8_t>(1 + i));
+            out.peer_addr = ip(192, 0, 2, 1);
+            if (i == 1)
+                out.local_udp_port = out.peer_udp_port = 4500;
+            auto o = crypto::create_outbound_sa(out);
+            ASSERT_TRUE(o) << o.error;
+            peer_out_[i] = std::move(o.sa);
+            crypto::sa_params in = out;
+            in.spi = 0x1001 + static_cast<uint32_t>(i);
+            auto k_in = key(static_cast<uint8_t>(10 + i));
+            in.keymat = k_in;
+            in.replay_window = 1024;
+            auto n = crypto::create_inbound_sa(in);
+            ASSERT_TRUE(n) << n.error;
+            peer_in_[i] = std::move(n.sa);
+        }
+    }
+
+    void TearDown() override {
+        gw_.reset();
+        for (auto* r : {lan_.rx, lan_.tx, wan_.rx, wan_.tx}) {
+            void* m;
+            while (r != nullptr && rte_ring_dequeue(r, &m) == 0)
+                rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+            rte_ring_free(r);
+        }
+    }
+
+    void send(ring_port& p, const frame& f) {
+        ASSERT_EQ(rte_ring_enqueue(p.rx, to_mbuf(f)), 0);
+    }
+    void send_lan_ip(const frame& ippkt, const mac_addr& src = host_mac) {
+        send(lan_, ether(lan_mac_, src, RTE_ETHER_TYPE_IPV4, ippkt));
+    }
+    // ESP from the peer of tunnel i carrying `inner`; returns the frame sagd receives.
+    frame peer_esp(int i, const frame& inner) {
+        rte_mbuf* m = to_mbuf(inner);
+        EXPECT_EQ(crypto::esp_encap(*peer_out_[i], m), crypto::esp_status::ok);
+        frame outer = to_frame(m);
+        rte_pktmbuf_free(m);
+        return ether(wan_mac_, wan_gw_mac, RTE_ETHER_TYPE_IPV4, outer);
+    }
+    void step(uint64_t now_ms = 1000) {
+        for (int round = 0; round < 3; ++round) {
+            for (unsigned w = 0; w < gw_->workers().size(); ++w)
+                gw_->poll_worker(w);
+            gw_->poll_slow_path(now_ms);
+        }
+    }
+    std::vector<frame> drain(ring_port& p) {
+        std::vector<frame> out;
+        void* m;
+        while (rte_ring_dequeue(p.tx, &m) == 0) {
+            out.push_back(to_frame(static_cast<rte_mbuf*>(m)));
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        }
+        return out;
+    }
+    // Decrypts a frame sagd sent to tunnel i's peer; returns the inner packet.
+    crypto::esp_status peer_decap(int i, const frame& f, frame& inner) {
+        frame outer(f.begin() + 14, f.end());
+        rte_mbuf* m = to_mbuf(outer);
+        auto st = crypto::esp_decap(*peer_in_[i], m);
+        if (st == crypto::esp_status::ok)
+            inner = to_frame(m);
+        rte_pktmbuf_free(m);
+        return st;
+    }
+    uint64_t dropped(drop d) {
+        return sum_counters(*gw_).by_reason[static_cast<unsigned>(d)];
+    }
+    void expect_balanced() {
+        auto t = sum_counters(*gw_);
+        EXPECT_EQ(t.in_flight(), 0) << "rx " << t.rx << " injected " << t.injected << " tx "
+                                    << t.tx << " punted " << t.punted << " drops " << t.drops;
+    }
+
+    config cfg_;
+    ring_port lan_, wan_;
+    rte_ether_addr lan_mac_{}, wan_mac_{};
+    std::unique_ptr<gateway> gw_;
+    std::unique_ptr<crypto::outbound_sa> peer_out_[2];
+    std::unique_ptr<crypto::inbound_sa> peer_in_[2];
+};
+
+TEST_F(GatewayTest, AnswersArpForItsOwnAddress) {
+    start();
+    frame arp(28);
+    arp[1] = 1, arp[2] = 0x08, arp[4] = 6, arp[5] = 4, arp[7] = 1; // request
+    std::memcpy(&arp[8], host_mac.data(), 6);
+    uint32_t sender = rte_cpu_to_be_32(ip(10, 1, 0, 50)), target = rte_cpu_to_be_32(ip(10, 1, 0, 1));
+    std::memcpy(&arp[14], &sender, 4);
+    std::memcpy(&arp[24], &target, 4);
+    rte_ether_addr bcast;
+    std::memset(bcast.addr_bytes, 0xff, 6);
+    send(lan_, ether(bcast, host_mac, RTE_ETHER_TYPE_ARP, arp));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& r = out[0];
+    EXPECT_EQ(std::memcmp(r.data(), host_mac.data(), 6), 0);
+    EXPECT_EQ(std::memcmp(r.data() + 6, lan_mac_.addr_bytes, 6), 0);
+    EXPECT_EQ(be16(&r[12]), RTE_ETHER_TYPE_ARP);
+    EXPECT_EQ(be16(&r[14 + 6]), 2); // reply
+    EXPECT_EQ(std::memcmp(&r[14 + 8], lan_mac_.addr_bytes, 6), 0);
+    EXPECT_EQ(be32(&r[14 + 14]), ip(10, 1, 0, 1));
+    EXPECT_EQ(be32(&r[14 + 24]), ip(10, 1, 0, 50));
+    // The requester was learned (RFC 826: the request was for us).
+    const auto* e = gw_->neighbours().lookup(0, ip(10, 1, 0, 50));
+    ASSERT_NE(e, nullptr);
+    EXPECT_TRUE(e->read().usable());
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, AnswersPingToItsOwnAddress) {
+    start();
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 1, 0, 1), IPPROTO_ICMP, icmp_echo(9, 1)));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    const uint8_t* iph = out[0].data() + 14;
+    EXPECT_EQ(be32(iph + 12), ip(10, 1, 0, 1));
+    EXPECT_EQ(be32(iph + 16), ip(10, 1, 0, 2));
+    EXPECT_EQ(iph[20], 0); // echo reply
+    EXPECT_EQ(rte_raw_cksum(iph + 20, be16(iph + 2) - 20), 0xffff);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, EncryptsLanTrafficToTheTunnelPeer) {
+    start();
+    frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 2, 3, 4), IPPROTO_UDP,
+                              udp_payload(1234, 5678, 300), 64);
+    send_lan_ip(inner);
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& f = out[0];
+    EXPECT_EQ(std::memcmp(f.data(), wan_gw_mac.data(), 6), 0);
+    EXPECT_EQ(std::memcmp(f.data() + 6, wan_mac_.addr_bytes, 6), 0);
+    EXPECT_EQ(f[14 + 9], IPPROTO_ESP);
+    EXPECT_EQ(be32(&f[14 + 12]), ip(192, 0, 2, 1));
+    EXPECT_EQ(be32(&f[14 + 16]), ip(198, 51, 100, 1));
+    EXPECT_EQ(be32(&f[14 + 20]), 0x1001u);
+    EXPECT_EQ(be32(&f[14 + 24]), 1u); // first sequence number
+    frame got;
+    ASSERT_EQ(peer_decap(0, f, got), crypto::esp_status::ok);
+    ASSERT_EQ(got.size(), inner.size());
+    EXPECT_EQ(got[8], 63); // TTL decremented by the gateway
+    EXPECT_EQ(rte_raw_cksum(got.data(), 20), 0xffff);
+    EXPECT_TRUE(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+    auto s = read_tunnel(gw_->tbl().tunnels[0]);
+    EXPECT_EQ(s.tx_packets, 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, DecryptsPeerTrafficToTheLan) {
+    start();
+    frame inner = ipv4_packet(ip(10, 2, 3, 4), ip(10, 1, 0, 2), IPPROTO_UDP,
+                              udp_payload(5678, 1234, 900), 30);
+    send(wan_, peer_esp(0, inner));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& f = out[0];
+    EXPECT_EQ(std::memcmp(f.data(), host_mac.data(), 6), 0);
+    ASSERT_EQ(f.size(), 14 + inner.size());
+    EXPECT_EQ(f[14 + 8], 29);
+    EXPECT_TRUE(std::equal(f.begin() + 14 + 20, f.end(), inner.begin() + 20));
+    EXPECT_EQ(read_tunnel(gw_->tbl().tunnels[0]).rx_packets, 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, EspInUdpBothWays) {
+    start();
+    frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 3, 0, 9), IPPROTO_UDP,
+                              udp_payload(1, 2, 100));
+    send_lan_ip(inner);
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    const uint8_t* o = out[0].data() + 14;
+    EXPECT_EQ(o[9], IPPROTO_UDP);
+    EXPECT_EQ(be16(o + 20), 4500);
+    EXPECT_EQ(be16(o + 22), 4500);
+    EXPECT_EQ(be16(o + 24), be16(o + 2) - 20); // RFC 768 length: header + data
+    EXPECT_EQ(be16(o + 26), 0);                // RFC 3948 2.1: checksum zero
+    EXPECT_EQ(be32(o + 28), 0x1002u);
+    frame got;
+    ASSERT_EQ(peer_decap(1, out[0], got), crypto::esp_status::ok);
+    EXPECT_TRUE(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
+
+    frame back = ipv4_packet(ip(10, 3, 0, 9), ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(2, 1, 64));
+    send(wan_, peer_esp(1, back));
+    step();
+    auto lan = drain(lan_);
+    ASSERT_EQ(lan.size(), 1u);
+    EXPECT_TRUE(std::equal(lan[0].begin() + 14 + 20, lan[0].end(), back.begin() + 20));
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, HostileWanInputIsDroppedByReasonAndGoodTrafficFlows) {
+    start();
+    frame inner = ipv4_packet(ip(10, 2, 0, 1), ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(7, 7, 64));
+    frame good1 = peer_esp(0, inner);
+    frame good2 = peer_esp(0, inner);
+    frame bad_ct = peer_esp(0, inner);
+    bad_ct[14 + 20 + 8 + 8 + 3] ^= 0x01; // a ciphertext byte
+    frame bad_icv = peer_esp(0, inner);
+    bad_icv[bad_icv.size() - 1 - (bad_icv.size() - 14 - be16(&bad_icv[16]))] ^= 0x80; // last ICV byte
+    frame unknown = peer_esp(0, inner);
+    unknown[14 + 20 + 3] ^= 0x55; // SPI
+    frame truncated = peer_esp(0, inner);
+    truncated.resize(14 + 20 + 12);
+    {   // fix the outer IP length/checksum so it is a well-formed, too-short ESP packet
+        auto* h = reinterpret_cast<rte_ipv4_hdr*>(&truncated[14]);
+        h->total_length = rte_cpu_to_be_16(32);
+        h->hdr_checksum = 0;
+        h->hdr_checksum = rte_ipv4_cksum(h);
+    }
+    frame udp_inner = ipv4_packet(ip(10, 3, 0, 1), ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(7, 7, 64));
+    frame bad_udp_len = peer_esp(1, udp_inner);
+    bad_udp_len[14 + 20 + 5] ^= 0x04; // UDP length field
+
+    send(wan_, good1);
+    send(wan_, bad_ct);
+    send(wan_, bad_icv);
+    send(wan_, good1); // replay
+    send(wan_, unknown);
+    send(wan_, truncated);
+    send(wan_, bad_udp_len);
+    send(wan_, good2);
+    step();
+    auto out = drain(lan_);
+    EXPECT_EQ(out.size(), 2u); // good1 and good2
+    EXPECT_EQ(dropped(drop::esp_icv_fail), 2u);
+    EXPECT_EQ(dropped(drop::esp_replay), 1u);
+    EXPECT_EQ(dropped(drop::esp_unknown_spi), 1u);
+    EXPECT_EQ(dropped(drop::esp_malformed), 1u);
+    EXPECT_EQ(dropped(drop::esp_bad_udp_length), 1u);
+    auto s = read_tunnel(gw_->tbl().tunnels[0]);
+    EXPECT_EQ(s.icv_fail, 2u);
+    EXPECT_EQ(s.replay, 1u);
+    EXPECT_EQ(s.rx_packets, 2u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, PlainIpFromTheWanIsNotForwarded) {
+    start();
+    send(wan_, ether(wan_mac_, wan_gw_mac, RTE_ETHER_TYPE_IPV4,
+                     ipv4_packet(ip(203, 0, 113, 9), ip(10, 1, 0, 2), IPPROTO_UDP,
+                                 udp_payload(1, 2, 10))));
+    step();
+    EXPECT_TRUE(drain(lan_).empty());
+    EXPECT_EQ(dropped(drop::wan_not_tunnel), 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, TtlExpiryAndNoRouteSendIcmpErrors) {
+    start();
+    frame expiring = ipv4_packet(ip(10, 1, 0, 2), ip(10, 9, 0, 1), IPPROTO_UDP,
+                                 udp_payload(1, 2, 20), 1);
+    send_lan_ip(expiring);
+    frame nowhere = ipv4_packet(ip(10, 1, 0, 2), ip(172, 16, 0, 1), IPPROTO_UDP,
+                                udp_payload(1, 2, 20));
+    send_lan_ip(nowhere);
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 2u);
+    for (const auto& f : out) {
+        const uint8_t* iph = f.data() + 14;
+        EXPECT_EQ(std::memcmp(f.data(), host_mac.data(), 6), 0);
+        EXPECT_EQ(iph[9], IPPROTO_ICMP);
+        EXPECT_EQ(be32(iph + 12), ip(10, 1, 0, 1));
+        EXPECT_EQ(be32(iph + 16), ip(10, 1, 0, 2));
+    }
+    EXPECT_EQ(out[0][14 + 20], 11); // time exceeded
+    EXPECT_EQ(out[1][14 + 20], 3);  // destination unreachable
+    EXPECT_EQ(out[1][14 + 21], 0);  // net unreachable
+    EXPECT_EQ(dropped(drop::ttl_exceeded), 1u);
+    EXPECT_EQ(dropped(drop::no_route), 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, RoutesViaLanRouterAndHoldsPacketsUntilArpResolves) {
+    start();
+    // Via the static LAN router.
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 9, 1, 1), IPPROTO_UDP, udp_payload(1, 2, 20)));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::memcmp(out[0].data(), router_mac.data(), 6), 0);
+
+    // A connected host nobody has resolved: an ARP request goes out, the packet waits.
+    frame pkt = ipv4_packet(ip(10, 2, 0, 5), ip(10, 1, 0, 77), IPPROTO_UDP, udp_payload(3, 4, 50));
+    send(wan_, peer_esp(0, pkt));
+    step(2000);
+    out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be16(&out[0][12]), RTE_ETHER_TYPE_ARP);
+    EXPECT_EQ(be32(&out[0][14 + 24]), ip(10, 1, 0, 77));
+    const mac_addr mac77{0x02, 0, 0, 0, 0x10, 0x77};
+    frame reply(28);
+    reply[1] = 1, reply[2] = 0x08, reply[4] = 6, reply[5] = 4, reply[7] = 2;
+    std::memcpy(&reply[8], mac77.data(), 6);
+    uint32_t s = rte_cpu_to_be_32(ip(10, 1, 0, 77)), t = rte_cpu_to_be_32(ip(10, 1, 0, 1));
+    std::memcpy(&reply[14], &s, 4);
+    std::memcpy(&reply[18], lan_mac_.addr_bytes, 6);
+    std::memcpy(&reply[24], &t, 4);
+    send(lan_, ether(lan_mac_, mac77, RTE_ETHER_TYPE_ARP, reply));
+    step(2100);
+    out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::memcmp(out[0].data(), mac77.data(), 6), 0);
+    EXPECT_EQ(out[0].size(), 14 + pkt.size());
+    EXPECT_EQ(gw_->slow_path().held_sent, 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, TwoWorkersHandPacketsToTheSaOwner) {
+    start(2);
+    ASSERT_EQ(gw_->tbl().tunnels[1].owner, 1u);
+    frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 3, 0, 9), IPPROTO_UDP, udp_payload(1, 2, 40));
+    for (int i = 0; i < 5; ++i)
+        send_lan_ip(inner);
+    gw_->poll_worker(0); // receives all five, owns only tunnel 0
+    auto t = sum_counters(*gw_);
+    EXPECT_EQ(t.handoff_out, 5u);
+    EXPECT_TRUE(drain(wan_).empty());
+    gw_->poll_worker(1);
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 5u);
+    for (size_t i = 0; i < out.size(); ++i)
+        EXPECT_EQ(be32(&out[i][14 + 20 + 8 + 4]), i + 1); // sequence numbers in order
+    t = sum_counters(*gw_);
+    EXPECT_EQ(t.handoff_in, 5u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, GarbageFramesNeverCrashAndAlwaysBalance) {
+    start();
+    std::mt19937 rng(1234);
+    for (int round = 0; round < 40; ++round) {
+        for (int i = 0; i < 50; ++i) {
+            size_t len = rng() % 200;
+            frame f(len);
+            for (auto& b : f)
+                b = static_cast<uint8_t>(rng());
+            if (len >= 14 && (rng() & 1)) { // mostly-valid headers reach deeper stages
+                std::memcpy(f.data(), (i & 1) ? lan_mac_.addr_bytes : wan_mac_.addr_bytes, 6);
+                f[12] = 0x08, f[13] = (rng() % 4 == 0) ? 0x06 : 0x00;
+                if (len >= 34) {
+                    f[14] = 0x45;
+                    f[14 + 2] = 0, f[14 + 3] = static_cast<uint8_t>(len - 14);
+                    f[14 + 9] = (rng() & 1) ? IPPROTO_ESP : IPPROTO_UDP;
+                    auto* h = reinterpret_cast<rte_ipv4_hdr*>(&f[14]);
+                    h->dst_addr = rte_cpu_to_be_32((i & 1) ? ip(10, 2, 0, 1) : ip(192, 0, 2, 1));
+                    h->hdr_checksum = 0;
+                    h->hdr_checksum = rte_ipv4_cksum(h);
+                }
+            }
+            if (f.empty())
+                f.push_back(0);
+            send((i & 1) ? lan_ : wan_, f);
+        }
+        step(1000 + static_cast<uint64_t>(round));
+        drain(lan_);
+        drain(wan_);
+    }
+    auto t = sum_counters(*gw_);
+    EXPECT_EQ(t.rx, 2000u);
+    expect_balanced();
+}
+
+} // namespace
+} // namespace sagd::dp
