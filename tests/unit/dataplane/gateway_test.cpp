@@ -136,7 +136,9 @@ class GatewayTest : public ::testing::Test {
   protected:
     void SetUp() override { ASSERT_NE(pool(), nullptr); }
 
-    void start(unsigned workers = 1) {
+    // extra_tunnels: more esp tunnels "bulk-N" (peer 198.51.101.x / 198.51.102.x), each with
+    // two inbound SAs (0x30000 + 2N, 0x30001 + 2N) and a route 10.100+N/8... see below.
+    void start(unsigned workers = 1, unsigned extra_tunnels = 0) {
         static int instance = 0;
         ++instance;
         lan_ = make_ring_port("gwt_lan" + std::to_string(instance));
@@ -171,6 +173,26 @@ class GatewayTest : public ::testing::Test {
             t.inbound_sas.push_back(in);
             cfg_.tunnels.push_back(t);
         }
+        for (unsigned n = 0; n < extra_tunnels; ++n) {
+            tunnel_config t;
+            t.name = "bulk-" + std::to_string(n);
+            t.port = "wan0";
+            t.peer = ip(198, 18, static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n & 0xff));
+            t.encap = tunnel_encap::esp;
+            t.outbound_sa.spi = 0x10000 + n;
+            t.outbound_sa.keymat = key(static_cast<uint8_t>(n));
+            for (uint32_t k = 0; k < 2; ++k) {
+                sa_config in;
+                in.spi = 0x30000 + 2 * n + k;
+                in.keymat = key(static_cast<uint8_t>(n + 100 + k));
+                t.inbound_sas.push_back(in);
+            }
+            cfg_.tunnels.push_back(t);
+            route_config r;
+            r.prefix = {ip(172, 16, 0, 0) | (n << 4), 28}; // 172.16.0.0/28, 172.16.0.16/28, ...
+            r.tunnel = t.name;
+            cfg_.routes.push_back(r);
+        }
         route_config r1;
         r1.prefix = {ip(10, 2, 0, 0), 16};
         r1.tunnel = "edge-esp";
@@ -181,7 +203,7 @@ class GatewayTest : public ::testing::Test {
         r3.prefix = {ip(10, 9, 0, 0), 16};
         r3.via = route_via::lan_gateway;
         r3.gateway = ip(10, 1, 0, 254);
-        cfg_.routes = {r1, r2, r3};
+        cfg_.routes.insert(cfg_.routes.end(), {r1, r2, r3});
         cfg_.neighbours = {{"wan0", ip(192, 0, 2, 254), wan_gw_mac},
                            {"lan0", ip(10, 1, 0, 2), host_mac},
                            {"lan0", ip(10, 1, 0, 254), router_mac}};
@@ -568,6 +590,57 @@ TEST_F(GatewayTest, GarbageFramesNeverCrashAndAlwaysBalance) {
     auto t = sum_counters(*gw_);
     EXPECT_EQ(t.rx, 2000u);
     expect_balanced();
+}
+
+TEST_F(GatewayTest, ThousandTunnelsEachWithTwoInboundSasDuringRekey) {
+    constexpr unsigned n = 1200;
+    start(1, n);
+    ASSERT_EQ(gw_->tbl().tunnels.size(), n + 2);
+    const unsigned last = n - 1;
+    // Outbound: traffic to the last tunnel's prefix leaves with that tunnel's SPI and peer.
+    uint32_t dst = (ip(172, 16, 0, 0) | (last << 4)) + 5;
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), dst, IPPROTO_UDP, udp_payload(1, 2, 64)));
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be32(&out[0][14 + 16]), ip(198, 18, last >> 8, last & 0xff));
+    EXPECT_EQ(be32(&out[0][14 + 20]), 0x10000u + last);
+    // Inbound: both SAs of the last tunnel are accepted (old and new during a rekey).
+    for (uint32_t k = 0; k < 2; ++k) {
+        crypto::sa_params p;
+        p.spi = 0x30000 + 2 * last + k;
+        auto km = key(static_cast<uint8_t>(last + 100 + k));
+        p.keymat = km;
+        p.engine = crypto::engine_kind::openssl;
+        p.local_addr = ip(198, 18, last >> 8, last & 0xff);
+        p.peer_addr = ip(192, 0, 2, 1);
+        auto peer = crypto::create_outbound_sa(p);
+        ASSERT_TRUE(peer) << peer.error;
+        rte_mbuf* m = to_mbuf(ipv4_packet(dst, ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(2, 1, 64)));
+        ASSERT_EQ(crypto::esp_encap(*peer.sa, m), crypto::esp_status::ok);
+        send(wan_, ether(wan_mac_, wan_gw_mac, RTE_ETHER_TYPE_IPV4, to_frame(m)));
+        rte_pktmbuf_free(m);
+    }
+    step();
+    EXPECT_EQ(drain(lan_).size(), 2u);
+    EXPECT_EQ(read_tunnel(gw_->tbl().tunnels[2 + last]).rx_packets, 2u);
+    expect_balanced();
+}
+
+TEST(GatewayConfig, RefusesTunnelsOnAMissingPortWithAClearError) {
+    config cfg;
+    cfg.workers = 1;
+    auto gw = gateway::create(cfg, pool(), crypto::engine_kind::ipsec_mb);
+    ASSERT_TRUE(gw.ok()); // no ports is valid for the data plane (config refuses it earlier)
+    port_config p;
+    p.name = "lan0";
+    p.device = "net_does_not_exist0";
+    cfg.ports = {p};
+    auto bad = gateway::create(cfg, pool(), crypto::engine_kind::ipsec_mb);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.err().message.find("port 'lan0': device 'net_does_not_exist0' not found"),
+              std::string::npos)
+        << bad.err().message;
 }
 
 } // namespace
