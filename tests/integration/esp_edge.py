@@ -177,7 +177,8 @@ class Edge:
 
     def dump_stats(self, *_):
         d = dict(self.stats)
-        d["out_seq_next"] = self.sa_out.seq_num
+        d["out_seq_next"] = (self.sa_out.esn << 32 | self.sa_out.seq_num) if self.a.esn \
+            else self.sa_out.seq_num
         d["in_seq_top"] = {hex(s): w.top for s, w in self.windows.items()}
         line = json.dumps(d, sort_keys=True)
         print("esp_edge: stats " + line, flush=True)
@@ -394,6 +395,11 @@ class Edge:
         self.encap(ip)
 
     def encap(self, ip_bytes):
+        if self.a.esn and self.sa_out.seq_num > 0xFFFFFFFF:
+            # RFC 4303 2.2.1: the low 32 bits wrap and the high-order half goes up by one;
+            # scapy carries the two halves separately (seq_num, esn).
+            self.sa_out.esn += self.sa_out.seq_num >> 32
+            self.sa_out.seq_num &= 0xFFFFFFFF
         e = self.sa_out.encrypt(IP(ip_bytes))
         if self.a.encap == "esp-udp":
             esp = raw(e)[(e.ihl or 5) * 4:]
