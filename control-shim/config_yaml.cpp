@@ -70,7 +70,9 @@ std::string hex32(uint64_t v) {
     return buf;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9')
@@ -335,11 +337,12 @@ uint64_t get_uint(const field& f, const scope& s, uint64_t min, uint64_t max,
         else
             value = value * base + static_cast<uint64_t>(d);
     }
-    std::string range = range_text ? std::string(range_text)
-                                   : std::to_string(min) + ".." + std::to_string(max);
+    std::string range =
+        range_text ? std::string(range_text) : std::to_string(min) + ".." + std::to_string(max);
     if (negative || overflow || value < min || value > max)
         fail(s, v.Mark(),
-             name + (s.secret ? std::string{} : " " + (t.size() <= 12 ? std::string(t) : quote(t))) +
+             name +
+                 (s.secret ? std::string{} : " " + (t.size() <= 12 ? std::string(t) : quote(t))) +
                  " out of range " + range);
     return value;
 }
@@ -353,8 +356,9 @@ bool get_bool(const field& f, const scope& s) {
         if (t == "false" || t == "False" || t == "FALSE")
             return false;
     }
-    fail(s, mark_of(v), std::string(f.name) + ": expected true or false, got " +
-                            (v.IsScalar() && !s.secret ? quote(v.Scalar()) : type_name(v)));
+    fail(s, mark_of(v),
+         std::string(f.name) + ": expected true or false, got " +
+             (v.IsScalar() && !s.secret ? quote(v.Scalar()) : type_name(v)));
 }
 
 ipv4_addr get_ipv4(const field& f, const scope& s) {
@@ -445,7 +449,8 @@ class loader {
         for (const auto& item : e.value) {
             std::string at = "eal[" + std::to_string(i++) + "]";
             if (!item.IsScalar() || item.Scalar().empty())
-                fail(s, mark_of(item), at + ": expected a non-empty string, got " + type_name(item));
+                fail(s, mark_of(item),
+                     at + ": expected a non-empty string, got " + type_name(item));
             args.push_back(item.Scalar());
         }
         return args;
@@ -473,8 +478,8 @@ class loader {
                 fail(s, name.value.Mark(),
                      "name " + quote(port.name) + " is invalid (1..31 of a-z 0-9 _ . -)");
             if (port_index_.count(port.name))
-                fail(s, name.value.Mark(), "name already used by ports[" +
-                                               std::to_string(port_index_[port.name]) + "]");
+                fail(s, name.value.Mark(),
+                     "name already used by ports[" + std::to_string(port_index_[port.name]) + "]");
 
             const field& role = f.need("role");
             const std::string& r = get_text(role, s);
@@ -501,7 +506,8 @@ class loader {
             ipv4_cidr cidr;
             std::string why = cidr_problem(at, cidr);
             if (!why.empty())
-                fail(s, addr.value.Mark(), "address " + quote(at) + " is not an IPv4 prefix: " + why);
+                fail(s, addr.value.Mark(),
+                     "address " + quote(at) + " is not an IPv4 prefix: " + why);
             if (cidr.len == 0 || cidr.len > 31)
                 fail(s, addr.value.Mark(),
                      "address " + quote(at) + ": prefix length must be 1..31 (a connected subnet)");
@@ -526,8 +532,8 @@ class loader {
                 uint8_t shorter = std::min(other.prefix_len, port.prefix_len);
                 if (in_subnet(port.address, other.address, shorter))
                     fail(s, addr.value.Mark(),
-                         "address " + quote(at) + " overlaps port '" + other.name +
-                             "' subnet " + subnet_text(other.address, other.prefix_len));
+                         "address " + quote(at) + " overlaps port '" + other.name + "' subnet " +
+                             subnet_text(other.address, other.prefix_len));
             }
 
             if (auto* m = f.find("mtu"))
@@ -535,8 +541,9 @@ class loader {
 
             if (auto* g = f.find("gateway")) {
                 if (port.role != port_role::wan)
-                    fail(s, g->key.Mark(), "gateway is only valid on wan ports (LAN routers are "
-                                           "route gateways)");
+                    fail(s, g->key.Mark(),
+                         "gateway is only valid on wan ports (LAN routers are "
+                         "route gateways)");
                 ipv4_addr gw = get_unicast(*g, s);
                 check_on_link(gw, port, *g, s);
                 port.gateway = gw;
@@ -552,15 +559,17 @@ class loader {
     void check_on_link(ipv4_addr a, const port_config& port, const field& f, const scope& s) {
         std::string what = std::string(f.name) + " " + format_ipv4(a);
         if (!in_subnet(a, port.address, port.prefix_len))
-            fail(s, f.value.Mark(), what + " is not inside port '" + port.name + "' subnet " +
-                                        subnet_text(port.address, port.prefix_len));
+            fail(s, f.value.Mark(),
+                 what + " is not inside port '" + port.name + "' subnet " +
+                     subnet_text(port.address, port.prefix_len));
         if (a == port.address)
             fail(s, f.value.Mark(), what + " is port '" + port.name + "' own address");
         if (port.prefix_len <= 30) {
             ipv4_addr host = a & ~ipv4_mask(port.prefix_len);
             if (host == 0 || host == ~ipv4_mask(port.prefix_len))
-                fail(s, f.value.Mark(), what + " is the network or broadcast address of " +
-                                            subnet_text(port.address, port.prefix_len));
+                fail(s, f.value.Mark(),
+                     what + " is the network or broadcast address of " +
+                         subnet_text(port.address, port.prefix_len));
         }
     }
 
@@ -584,8 +593,9 @@ class loader {
         uint64_t v = get_uint(spi, s, 0, 0xffffffffull, "256..0xffffffff");
         if (v < 256)
             fail(s, spi.value.Mark(),
-                 "spi " + hex32(v) + " is reserved (RFC 4303 2.1: 0 is local-only, 1..255 are "
-                                     "IANA-reserved); use 256..0xffffffff");
+                 "spi " + hex32(v) +
+                     " is reserved (RFC 4303 2.1: 0 is local-only, 1..255 are "
+                     "IANA-reserved); use 256..0xffffffff");
         sa.spi = static_cast<uint32_t>(v);
 
         const field& cipher = f.need("cipher");
@@ -618,9 +628,8 @@ class loader {
     // the text; fills a pre-reserved vector so no partial copy is left behind by reallocation.
     void decode_key(std::string_view text, size_t bytes, const std::string& layout,
                     std::vector<uint8_t>& out, const field& key, const scope& s) {
-        size_t start = text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')
-                           ? 2
-                           : 0;
+        size_t start =
+            text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') ? 2 : 0;
         size_t digits = 0;
         for (size_t i = start; i < text.size(); ++i) {
             char c = text[i];
@@ -661,8 +670,8 @@ class loader {
         expect_list(t.value, top, "tunnels");
         cfg.tunnels.reserve(t.value.size());
         std::unordered_map<std::string, size_t> names;
-        std::unordered_map<uint32_t, std::string> inbound_spis;    // spi -> tunnel name
-        std::unordered_map<uint64_t, std::string> outbound_spis;   // (spi, peer) -> tunnel name
+        std::unordered_map<uint32_t, std::string> inbound_spis;  // spi -> tunnel name
+        std::unordered_map<uint64_t, std::string> outbound_spis; // (spi, peer) -> tunnel name
         size_t i = 0;
         for (const auto& node : t.value) {
             scope s{label("tunnels[" + std::to_string(i) + "]", peek_name(node)), "", false};
@@ -701,8 +710,8 @@ class loader {
             tun.peer = get_unicast(peer, s);
             for (const auto& p : cfg.ports)
                 if (p.address == tun.peer)
-                    fail(s, peer.value.Mark(), "peer " + format_ipv4(tun.peer) +
-                                                   " is port '" + p.name + "' own address");
+                    fail(s, peer.value.Mark(),
+                         "peer " + format_ipv4(tun.peer) + " is port '" + p.name + "' own address");
             if (!port.gateway && !in_subnet(tun.peer, port.address, port.prefix_len))
                 fail(s, peer.value.Mark(),
                      "peer " + format_ipv4(tun.peer) + " is not on port '" + port.name +
@@ -731,8 +740,9 @@ class loader {
             if (auto* r = f.find("replay_window")) {
                 uint64_t w = get_uint(*r, s, 0, 4096, "0 (off) or 64..4096");
                 if (w != 0 && w < 64)
-                    fail(s, r->value.Mark(), "replay_window " + std::to_string(w) +
-                                                 " out of range 0 (off) or 64..4096");
+                    fail(s, r->value.Mark(),
+                         "replay_window " + std::to_string(w) +
+                             " out of range 0 (off) or 64..4096");
                 tun.replay_window = static_cast<uint32_t>(w);
             }
             if (auto* e = f.find("esn"))
@@ -835,8 +845,8 @@ class loader {
             if (auto* d = f.find("distance"))
                 route.distance = static_cast<uint8_t>(get_uint(*d, s, 1, 255));
 
-            uint64_t key = (uint64_t{route.prefix.addr} << 16) |
-                           (uint64_t{route.prefix.len} << 8) | route.distance;
+            uint64_t key = (uint64_t{route.prefix.addr} << 16) | (uint64_t{route.prefix.len} << 8) |
+                           route.distance;
             if (auto [it, fresh] = seen.emplace(key, i); !fresh)
                 fail(s, pf.value.Mark(),
                      "prefix " + format_ipv4_prefix(route.prefix) + " with distance " +
@@ -876,8 +886,9 @@ class loader {
             if (!mac)
                 fail(s, mf.value.Mark(), "mac " + mac.err().message);
             if (mac.value()[0] & 0x01)
-                fail(s, mf.value.Mark(), "mac " + format_mac(mac.value()) +
-                                             " is a multicast address (a neighbour is unicast)");
+                fail(s, mf.value.Mark(),
+                     "mac " + format_mac(mac.value()) +
+                         " is a multicast address (a neighbour is unicast)");
             if (mac.value() == mac_addr{})
                 fail(s, mf.value.Mark(), "mac 00:00:00:00:00:00 is not a valid neighbour address");
             nb.mac = mac.value();
@@ -1070,8 +1081,9 @@ result<config> load_config_file(const std::string& path) {
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         int err = errno;
         ::close(fd);
-        return error{path + ": " + (S_ISREG(st.st_mode) ? std::string(std::strerror(err))
-                                                         : std::string("not a regular file"))};
+        return error{path + ": " +
+                     (S_ISREG(st.st_mode) ? std::string(std::strerror(err))
+                                          : std::string("not a regular file"))};
     }
     if (static_cast<uint64_t>(st.st_size) > max_config_bytes) {
         ::close(fd);

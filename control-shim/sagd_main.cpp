@@ -33,15 +33,14 @@ void on_signal(int) {
 }
 
 void usage(FILE* out) {
-    fprintf(out,
-            "usage: sagd -c CONFIG [--engine ipsec-mb|openssl] [--check] [--stats SECONDS]\n"
-            "            [-- EAL arguments]\n"
-            "  -c, --config FILE   declarative config (YAML): ports, tunnels, routes\n"
-            "  --engine NAME       crypto engine: ipsec-mb (default) or openssl\n"
-            "  --check             validate the config and exit\n"
-            "  --stats SECONDS     print a counters line every SECONDS (0: never, default)\n"
-            "EAL arguments after '--' come before the config's 'eal' list. Devices come from\n"
-            "the config; -l defaults to 0-<workers>, --file-prefix to 'sagd'.\n");
+    fprintf(out, "usage: sagd -c CONFIG [--engine ipsec-mb|openssl] [--check] [--stats SECONDS]\n"
+                 "            [-- EAL arguments]\n"
+                 "  -c, --config FILE   declarative config (YAML): ports, tunnels, routes\n"
+                 "  --engine NAME       crypto engine: ipsec-mb (default) or openssl\n"
+                 "  --check             validate the config and exit\n"
+                 "  --stats SECONDS     print a counters line every SECONDS (0: never, default)\n"
+                 "EAL arguments after '--' come before the config's 'eal' list. Devices come from\n"
+                 "the config; -l defaults to 0-<workers>, --file-prefix to 'sagd'.\n");
 }
 
 bool has_arg(const std::vector<std::string>& args, const char* a, const char* b = nullptr) {
@@ -69,21 +68,31 @@ int main(int argc, char** argv) {
     std::string engine_name = "ipsec-mb";
     bool check_only = false;
     unsigned stats_every = 0;
-    static const option opts[] = {{"config", required_argument, nullptr, 'c'},
-                                  {"engine", required_argument, nullptr, 'e'},
-                                  {"check", no_argument, nullptr, 'k'},
-                                  {"stats", required_argument, nullptr, 's'},
-                                  {"help", no_argument, nullptr, 'h'},
-                                  {nullptr, 0, nullptr, 0}};
+    static const option opts[] = {
+        {"config", required_argument, nullptr, 'c'}, {"engine", required_argument, nullptr, 'e'},
+        {"check", no_argument, nullptr, 'k'},        {"stats", required_argument, nullptr, 's'},
+        {"help", no_argument, nullptr, 'h'},         {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", opts, nullptr)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'e': engine_name = optarg; break;
-        case 'k': check_only = true; break;
-        case 's': stats_every = static_cast<unsigned>(std::stoul(optarg)); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'e':
+            engine_name = optarg;
+            break;
+        case 'k':
+            check_only = true;
+            break;
+        case 's':
+            stats_every = static_cast<unsigned>(std::stoul(optarg));
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (config_path.empty()) {
@@ -144,12 +153,14 @@ int main(int argc, char** argv) {
     int rc = 0;
     {
         unsigned n_mbufs = 8191 + static_cast<unsigned>(cfg->ports.size()) * 4096u * cfg->workers;
-        rte_mempool* pool = rte_pktmbuf_pool_create("sagd_mbufs", n_mbufs, 256, 0,
-                                                    RTE_MBUF_DEFAULT_BUF_SIZE,
-                                                    static_cast<int>(rte_socket_id()));
+        rte_mempool* pool =
+            rte_pktmbuf_pool_create("sagd_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                    static_cast<int>(rte_socket_id()));
         if (pool == nullptr) {
-            fprintf(stderr, "sagd: cannot create the mbuf pool (%u mbufs): %s (give EAL more "
-                    "memory with -m, or reserve hugepages)\n", n_mbufs, rte_strerror(rte_errno));
+            fprintf(stderr,
+                    "sagd: cannot create the mbuf pool (%u mbufs): %s (give EAL more "
+                    "memory with -m, or reserve hugepages)\n",
+                    n_mbufs, rte_strerror(rte_errno));
             rte_eal_cleanup();
             return 1;
         }
@@ -162,7 +173,7 @@ int main(int argc, char** argv) {
         }
         sagd::shim::register_telemetry(*gw.value());
         g_running = gw.value().get();
-        struct sigaction sa{};
+        struct sigaction sa {};
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);

@@ -14,7 +14,9 @@ namespace {
 // DPDK 22.11 telemetry callbacks carry no user pointer: one gateway per process.
 const dp::gateway* g_gw = nullptr;
 
-void add_u64(rte_tel_data* d, const char* name, uint64_t v) { rte_tel_data_add_dict_u64(d, name, v); }
+void add_u64(rte_tel_data* d, const char* name, uint64_t v) {
+    rte_tel_data_add_dict_u64(d, name, v);
+}
 
 int stats_cb(const char*, const char*, rte_tel_data* d) {
     auto t = dp::sum_counters(*g_gw);
@@ -150,10 +152,10 @@ int neighbours_cb(const char*, const char*, rte_tel_data* d) {
             return;
         auto v = e.read();
         char mac[32];
-        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x %s", v.mac[0], v.mac[1],
-                 v.mac[2], v.mac[3], v.mac[4], v.mac[5], fwd::to_string(v.state));
-        std::string key = (e.port() < ports.size() ? ports[e.port()].name : "?") + "/" +
-                          format_ipv4(e.ip());
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x %s", v.mac[0], v.mac[1], v.mac[2],
+                 v.mac[3], v.mac[4], v.mac[5], fwd::to_string(v.state));
+        std::string key =
+            (e.port() < ports.size() ? ports[e.port()].name : "?") + "/" + format_ipv4(e.ip());
         rte_tel_data_add_dict_string(d, key.c_str(), mac);
     });
     return 0;

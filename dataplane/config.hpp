@@ -21,11 +21,11 @@ struct ipv4_prefix {
 enum class port_role : uint8_t { lan, wan };
 
 struct port_config {
-    std::string name;         // e.g. "lan0"
+    std::string name; // e.g. "lan0"
     port_role role = port_role::lan;
-    std::string device;       // DPDK device: PCI address or vdev args ("net_af_packet0,iface=x")
-    ipv4_addr address = 0;    // the gateway's own address on this port
-    uint8_t prefix_len = 24;  // connected subnet
+    std::string device;      // DPDK device: PCI address or vdev args ("net_af_packet0,iface=x")
+    ipv4_addr address = 0;   // the gateway's own address on this port
+    uint8_t prefix_len = 24; // connected subnet
     std::optional<ipv4_addr> gateway; // WAN default gateway (next hop toward edge nodes)
     uint16_t mtu = 1500;
 };
@@ -50,13 +50,13 @@ enum class tunnel_encap : uint8_t { esp, esp_udp };
 
 struct tunnel_config {
     std::string name;
-    std::string port;                 // WAN port name
-    std::optional<ipv4_addr> local;   // outer source; default: the WAN port's address
-    ipv4_addr peer = 0;               // CCN edge node's address (outer destination)
+    std::string port;               // WAN port name
+    std::optional<ipv4_addr> local; // outer source; default: the WAN port's address
+    ipv4_addr peer = 0;             // CCN edge node's address (outer destination)
     tunnel_encap encap = tunnel_encap::esp;
-    uint16_t udp_src_port = 4500;     // RFC 3948 NAT traversal ports
+    uint16_t udp_src_port = 4500; // RFC 3948 NAT traversal ports
     uint16_t udp_dst_port = 4500;
-    uint32_t replay_window = 1024;    // 0 disables anti-replay; else 64..4096
+    uint32_t replay_window = 1024; // 0 disables anti-replay; else 64..4096
     bool esn = false;
     sa_config outbound_sa;
     std::vector<sa_config> inbound_sas; // one or two (two during rekey)
@@ -67,9 +67,9 @@ enum class route_via : uint8_t { tunnel, lan_gateway };
 struct route_config {
     ipv4_prefix prefix;
     route_via via = route_via::tunnel;
-    std::string tunnel;        // via == tunnel
-    ipv4_addr gateway = 0;     // via == lan_gateway: a LAN router on a connected subnet
-    uint8_t distance = 1;      // administrative distance: static 1, learned 20 by default
+    std::string tunnel;    // via == tunnel
+    ipv4_addr gateway = 0; // via == lan_gateway: a LAN router on a connected subnet
+    uint8_t distance = 1;  // administrative distance: static 1, learned 20 by default
 };
 
 struct neighbour_config { // static neighbour (for peers that do not answer ARP)

@@ -14,36 +14,36 @@ namespace sagd::dp {
 
 // One list of drop reasons (name, help). The metrics and telemetry names come from here.
 #define SAGD_DROP_REASONS(X)                                                                       \
-    X(not_for_us, "destination MAC is neither ours nor broadcast")                               \
-    X(bad_l2, "truncated or unsupported Ethernet frame (VLAN, LLC)")                              \
-    X(unknown_ethertype, "ethertype other than IPv4 or ARP")                                     \
-    X(ipv6_unsupported, "IPv6 packet (IPv6 forwarding is not enabled)")                           \
-    X(bad_ipv4, "IPv4 header failed RFC 1812 checks (length, version, checksum)")                 \
-    X(ip_options, "IPv4 packet to the gateway with options")                                     \
-    X(fragment_to_us, "IPv4 fragment addressed to the gateway")                                  \
-    X(multicast, "IPv4 broadcast or multicast destination")                                      \
-    X(local_unhandled, "packet for the gateway that no local service takes")                     \
-    X(wan_not_tunnel, "plain IP from the WAN that is not for a tunnel (no Internet breakout)")    \
-    X(ttl_exceeded, "TTL expired in transit (ICMP time exceeded sent when allowed)")              \
-    X(no_route, "no route to the destination (ICMP unreachable sent when allowed)")              \
-    X(mtu_exceeded, "packet larger than the egress MTU")                                          \
-    X(esp_malformed, "ESP or ESP-in-UDP too short or with inconsistent lengths")                  \
-    X(esp_bad_udp_length, "ESP-in-UDP with a UDP length that does not match the IP length")      \
-    X(natt_keepalive, "RFC 3948 NAT-keepalive (consumed)")                                       \
-    X(ike_on_natt_port, "IKE (non-ESP marker) on the NAT-T port: no IKE daemon attached")        \
-    X(esp_unknown_spi, "ESP with an SPI that matches no inbound SA")                              \
-    X(esp_wrong_peer, "ESP from an outer source that is not the SA's peer")                       \
-    X(esp_replay, "ESP sequence number replayed or left of the window")                         \
-    X(esp_icv_fail, "ESP integrity check (ICV) failed")                                           \
-    X(esp_bad_padding, "ESP padding or pad length invalid after decryption")                      \
-    X(esp_bad_next_header, "ESP next header is neither IPv4 nor IPv6")                           \
-    X(esp_dummy, "ESP dummy packet (next header 59, RFC 4303 2.6)")                              \
-    X(esp_bad_inner, "decrypted inner packet is not a valid IPv4 packet")                         \
-    X(esp_seq_exhausted, "outbound SA sequence number exhausted: SA stopped, rekey needed")      \
-    X(esp_encap_error, "ESP encapsulation failed (no room in the buffer, multi-segment)")        \
-    X(crypto_error, "crypto engine reported an error")                                           \
-    X(punt_ring_full, "slow-path ring full")                                                     \
-    X(handoff_ring_full, "hand-off ring to the SA's owner worker full")                           \
+    X(not_for_us, "destination MAC is neither ours nor broadcast")                                 \
+    X(bad_l2, "truncated or unsupported Ethernet frame (VLAN, LLC)")                               \
+    X(unknown_ethertype, "ethertype other than IPv4 or ARP")                                       \
+    X(ipv6_unsupported, "IPv6 packet (IPv6 forwarding is not enabled)")                            \
+    X(bad_ipv4, "IPv4 header failed RFC 1812 checks (length, version, checksum)")                  \
+    X(ip_options, "IPv4 packet to the gateway with options")                                       \
+    X(fragment_to_us, "IPv4 fragment addressed to the gateway")                                    \
+    X(multicast, "IPv4 broadcast or multicast destination")                                        \
+    X(local_unhandled, "packet for the gateway that no local service takes")                       \
+    X(wan_not_tunnel, "plain IP from the WAN that is not for a tunnel (no Internet breakout)")     \
+    X(ttl_exceeded, "TTL expired in transit (ICMP time exceeded sent when allowed)")               \
+    X(no_route, "no route to the destination (ICMP unreachable sent when allowed)")                \
+    X(mtu_exceeded, "packet larger than the egress MTU")                                           \
+    X(esp_malformed, "ESP or ESP-in-UDP too short or with inconsistent lengths")                   \
+    X(esp_bad_udp_length, "ESP-in-UDP with a UDP length that does not match the IP length")        \
+    X(natt_keepalive, "RFC 3948 NAT-keepalive (consumed)")                                         \
+    X(ike_on_natt_port, "IKE (non-ESP marker) on the NAT-T port: no IKE daemon attached")          \
+    X(esp_unknown_spi, "ESP with an SPI that matches no inbound SA")                               \
+    X(esp_wrong_peer, "ESP from an outer source that is not the SA's peer")                        \
+    X(esp_replay, "ESP sequence number replayed or left of the window")                            \
+    X(esp_icv_fail, "ESP integrity check (ICV) failed")                                            \
+    X(esp_bad_padding, "ESP padding or pad length invalid after decryption")                       \
+    X(esp_bad_next_header, "ESP next header is neither IPv4 nor IPv6")                             \
+    X(esp_dummy, "ESP dummy packet (next header 59, RFC 4303 2.6)")                                \
+    X(esp_bad_inner, "decrypted inner packet is not a valid IPv4 packet")                          \
+    X(esp_seq_exhausted, "outbound SA sequence number exhausted: SA stopped, rekey needed")        \
+    X(esp_encap_error, "ESP encapsulation failed (no room in the buffer, multi-segment)")          \
+    X(crypto_error, "crypto engine reported an error")                                             \
+    X(punt_ring_full, "slow-path ring full")                                                       \
+    X(handoff_ring_full, "hand-off ring to the SA's owner worker full")                            \
     X(tx_full, "transmit queue full")
 
 enum class drop : uint8_t {
@@ -80,7 +80,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     uint64_t punted = 0;
     uint64_t handoff_out = 0;
     uint64_t handoff_in = 0;
-    uint64_t injected = 0;    // packets the slow path handed this worker to send or route
+    uint64_t injected = 0; // packets the slow path handed this worker to send or route
     uint64_t loops = 0;
     uint64_t busy_loops = 0;
     uint64_t busy_cycles = 0;

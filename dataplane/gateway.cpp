@@ -90,8 +90,8 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
     for (unsigned w = 0; w < cfg.workers; ++w) {
         auto ctx = std::make_unique<worker_context>();
         ctx->index = w;
-        ctx->handoff = make_ring("sagd_handoff_" + std::to_string(w), handoff_ring_size,
-                                 RING_F_SC_DEQ);
+        ctx->handoff =
+            make_ring("sagd_handoff_" + std::to_string(w), handoff_ring_size, RING_F_SC_DEQ);
         ctx->inject = make_ring("sagd_inject_" + std::to_string(w), inject_ring_size,
                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (ctx->handoff == nullptr || ctx->inject == nullptr) {
@@ -107,8 +107,8 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
         rte_spinlock_init(&l);
 
     size_t qsbr_size = rte_rcu_qsbr_get_memsize(cfg.workers);
-    gw->qsbr_ = static_cast<rte_rcu_qsbr*>(
-        rte_zmalloc("sagd_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
+    gw->qsbr_ =
+        static_cast<rte_rcu_qsbr*>(rte_zmalloc("sagd_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
     if (gw->qsbr_ == nullptr || rte_rcu_qsbr_init(gw->qsbr_, cfg.workers) != 0) {
         stop_ports(t.ports);
         return error{"cannot create the RCU state"};
@@ -221,7 +221,8 @@ void gateway::handle_arp(rte_mbuf* m, uint8_t port, uint64_t now) {
     const port_runtime& p = tables_->ports[port];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     fwd::arp_info arp;
-    if (fwd::parse_arp(data + sizeof(rte_ether_hdr), rte_pktmbuf_data_len(m) - sizeof(rte_ether_hdr),
+    if (fwd::parse_arp(data + sizeof(rte_ether_hdr),
+                       rte_pktmbuf_data_len(m) - sizeof(rte_ether_hdr),
                        arp) != fwd::parse_status::ok) {
         ++slow_.dropped;
         rte_pktmbuf_free(m);
@@ -280,8 +281,8 @@ void gateway::release_held(uint8_t port, ipv4_addr addr, const rte_ether_addr& m
             held_[kept++] = h;
             continue;
         }
-        auto* eh = reinterpret_cast<rte_ether_hdr*>(
-            rte_pktmbuf_prepend(h.m, sizeof(rte_ether_hdr)));
+        auto* eh =
+            reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(h.m, sizeof(rte_ether_hdr)));
         if (eh == nullptr) {
             ++slow_.dropped;
             rte_pktmbuf_free(h.m);
@@ -327,18 +328,18 @@ void gateway::handle_icmp_error(const punt_msg& msg) {
     params.next_hop_mtu = msg.mtu;
     params.ip_id = icmp_ip_id_++;
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    auto* out = m == nullptr ? nullptr
-                             : reinterpret_cast<uint8_t*>(
-                                   rte_pktmbuf_append(m, fwd::icmp_error_max_len));
+    auto* out = m == nullptr
+                    ? nullptr
+                    : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, fwd::icmp_error_max_len));
     if (out == nullptr) {
         ++slow_.dropped;
         rte_pktmbuf_free(m);
         rte_pktmbuf_free(orig);
         return;
     }
-    auto built = fwd::build_icmp_error(out, fwd::icmp_error_max_len,
-                                       rte_pktmbuf_mtod(orig, const uint8_t*),
-                                       rte_pktmbuf_data_len(orig), params);
+    auto built =
+        fwd::build_icmp_error(out, fwd::icmp_error_max_len, rte_pktmbuf_mtod(orig, const uint8_t*),
+                              rte_pktmbuf_data_len(orig), params);
     rte_pktmbuf_free(orig);
     if (built.status != fwd::icmp_status::ok) {
         ++slow_.icmp_errors_suppressed;
@@ -359,9 +360,8 @@ void gateway::send_arp_request(uint8_t port, ipv4_addr target) {
         return;
     }
     auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, fwd::ethernet_min_frame_len));
-    if (out == nullptr ||
-        fwd::build_arp_request(out, fwd::ethernet_min_frame_len, to_bytes(p.mac), p.address,
-                               target) == 0) {
+    if (out == nullptr || fwd::build_arp_request(out, fwd::ethernet_min_frame_len, to_bytes(p.mac),
+                                                 p.address, target) == 0) {
         ++slow_.dropped;
         rte_pktmbuf_free(m);
         return;

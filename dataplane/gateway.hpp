@@ -29,9 +29,9 @@ struct slow_path_counters {
     uint64_t held_dropped_unresolved = 0;
     uint64_t held_dropped_full = 0;
     uint64_t icmp_errors_sent = 0;
-    uint64_t icmp_errors_suppressed = 0;  // rate-limited or not allowed (RFC 1812 4.3.2.7)
+    uint64_t icmp_errors_suppressed = 0; // rate-limited or not allowed (RFC 1812 4.3.2.7)
     uint64_t inject_full = 0;
-    uint64_t dropped = 0;                 // ARP not for us, malformed ARP, no mbuf
+    uint64_t dropped = 0; // ARP not for us, malformed ARP, no mbuf
 };
 
 // Tx queue locks, used only on ports with fewer tx queues than workers.
@@ -46,11 +46,11 @@ struct tx_locks {
 struct worker_context {
     unsigned index = 0;
     unsigned lcore = 0;
-    rte_ring* handoff = nullptr;  // handoff_msg, MP/SC
-    rte_ring* inject = nullptr;   // inject_msg, SP/SC
+    rte_ring* handoff = nullptr; // handoff_msg, MP/SC
+    rte_ring* inject = nullptr;  // inject_msg, SP/SC
     worker_counters counters;
     struct rx_queue {
-        uint8_t port;   // port index
+        uint8_t port; // port index
         uint16_t queue;
     };
     std::vector<rx_queue> rx_queues;
@@ -113,7 +113,7 @@ class gateway {
         ipv4_addr addr;
         uint64_t since_ms;
     };
-    std::vector<held_packet> held_;  // bounded: packets waiting on ARP resolution
+    std::vector<held_packet> held_; // bounded: packets waiting on ARP resolution
     fwd::rate_limiter icmp_limiter_;
     unsigned next_inject_worker_ = 0;
     uint16_t icmp_ip_id_ = 0;

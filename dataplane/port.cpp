@@ -12,7 +12,9 @@ namespace {
 constexpr uint16_t rx_ring_size = 1024;
 constexpr uint16_t tx_ring_size = 1024;
 
-std::string port_label(const port_config& p) { return "port '" + p.name + "'"; }
+std::string port_label(const port_config& p) {
+    return "port '" + p.name + "'";
+}
 
 result<port_runtime> start_port(const port_config& cfg, unsigned workers, rte_mempool* pool) {
     port_runtime rt;

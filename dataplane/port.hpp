@@ -17,15 +17,15 @@ namespace sagd::dp {
 
 struct port_runtime {
     std::string name;
-    uint16_t port_id = 0;       // DPDK ethdev id
+    uint16_t port_id = 0; // DPDK ethdev id
     port_role role = port_role::lan;
     rte_ether_addr mac{};
-    ipv4_addr address = 0;      // host order
+    ipv4_addr address = 0; // host order
     uint8_t prefix_len = 24;
     uint16_t mtu = 1500;
     uint16_t n_rx_queues = 1;
     uint16_t n_tx_queues = 1;
-    bool tx_shared = false;     // fewer tx queues than workers: workers take a per-queue lock
+    bool tx_shared = false; // fewer tx queues than workers: workers take a per-queue lock
 };
 
 // Is this device string a PCI address ("0000:00:04.0" or "00:04.0") rather than vdev args?

@@ -11,26 +11,26 @@ namespace sagd::dp {
 // Worker -> control thread (the slow path). The mbuf's data starts at the IPv4 header except
 // for `arp`, where it starts at the Ethernet header.
 enum class punt_reason : uint8_t {
-    arp,              // ARP frame received on `port`
-    resolve,          // IP packet for `port` waiting for `addr` to resolve (ARP)
-    ttl_exceeded,     // send ICMP time exceeded, then free
-    net_unreachable,  // send ICMP destination unreachable (net), then free
-    frag_needed,      // send ICMP fragmentation needed with next-hop MTU `mtu`, then free
+    arp,             // ARP frame received on `port`
+    resolve,         // IP packet for `port` waiting for `addr` to resolve (ARP)
+    ttl_exceeded,    // send ICMP time exceeded, then free
+    net_unreachable, // send ICMP destination unreachable (net), then free
+    frag_needed,     // send ICMP fragmentation needed with next-hop MTU `mtu`, then free
 };
 
 struct punt_msg {
     rte_mbuf* m;
     punt_reason reason;
-    uint8_t port;     // port index (not DPDK id)
+    uint8_t port; // port index (not DPDK id)
     uint16_t mtu;
-    uint32_t addr;    // host order: next hop to resolve, or the ICMP error's source address
+    uint32_t addr; // host order: next hop to resolve, or the ICMP error's source address
 };
 static_assert(sizeof(punt_msg) == 16);
 
 // Control thread -> worker: packets the slow path wants sent.
 enum class inject_kind : uint8_t {
-    tx,       // complete Ethernet frame: transmit on `port`
-    forward,  // IPv4 packet (data at the IP header): route it like a received packet
+    tx,      // complete Ethernet frame: transmit on `port`
+    forward, // IPv4 packet (data at the IP header): route it like a received packet
 };
 
 struct inject_msg {
@@ -49,7 +49,7 @@ struct handoff_msg {
     handoff_stage stage;
     uint8_t rx_port;
     uint16_t pad_;
-    uint32_t index;   // tunnel index (encap) or inbound SA map value (decap)
+    uint32_t index; // tunnel index (encap) or inbound SA map value (decap)
 };
 static_assert(sizeof(handoff_msg) == 16);
 

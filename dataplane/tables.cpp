@@ -8,7 +8,9 @@ namespace sagd::dp {
 
 namespace {
 
-std::string tunnel_label(const tunnel_config& t) { return "tunnel '" + t.name + "'"; }
+std::string tunnel_label(const tunnel_config& t) {
+    return "tunnel '" + t.name + "'";
+}
 
 bool in_subnet(ipv4_addr a, ipv4_addr net, uint8_t len) {
     ipv4_addr mask = len == 0 ? 0 : ~((ipv4_addr{1} << (32 - len)) - 1);
@@ -51,8 +53,8 @@ result<std::unique_ptr<tables>> build_tables(const config& cfg, std::vector<port
     t->fib = std::move(fib.value());
 
     // Tunnels and their SAs.
-    t->sa_map = std::make_unique<crypto::inbound_sa_map>(
-        std::max<size_t>(64, cfg.tunnels.size() * 2 + 16));
+    t->sa_map =
+        std::make_unique<crypto::inbound_sa_map>(std::max<size_t>(64, cfg.tunnels.size() * 2 + 16));
     for (size_t i = 0; i < cfg.tunnels.size(); ++i) {
         const auto& tc = cfg.tunnels[i];
         int pi = port_index(tc.port);
@@ -127,8 +129,8 @@ result<std::unique_ptr<tables>> build_tables(const config& cfg, std::vector<port
         const auto& p = t->ports[i];
         ipv4_addr mask = p.prefix_len == 0 ? 0 : ~((ipv4_addr{1} << (32 - p.prefix_len)) - 1);
         fwd::next_hop conn{fwd::next_hop_kind::connected, static_cast<uint16_t>(i), 0, 0};
-        if (auto st = add_route(p.address & mask, p.prefix_len, fwd::route_origin::connected, conn,
-                                0);
+        if (auto st =
+                add_route(p.address & mask, p.prefix_len, fwd::route_origin::connected, conn, 0);
             !st)
             return error{"port '" + p.name + "': connected route: " + st.err().message};
         fwd::next_hop local{fwd::next_hop_kind::local, static_cast<uint16_t>(i), 0, 0};

@@ -25,12 +25,12 @@ namespace sagd::dp {
 
 struct tunnel_runtime {
     std::string name;
-    uint16_t port_index = 0;  // WAN port (index into tables::ports)
+    uint16_t port_index = 0; // WAN port (index into tables::ports)
     ipv4_addr local = 0;
     ipv4_addr peer = 0;
-    ipv4_addr next_hop = 0;   // outer next hop: the peer when on-link, else the port's gateway
-    unsigned owner = 0;       // the worker that owns this tunnel's SAs (single writer)
-    uint16_t overhead = 0;    // worst-case bytes ESP adds (outer IP, UDP, ESP, IV, pad, ICV)
+    ipv4_addr next_hop = 0; // outer next hop: the peer when on-link, else the port's gateway
+    unsigned owner = 0;     // the worker that owns this tunnel's SAs (single writer)
+    uint16_t overhead = 0;  // worst-case bytes ESP adds (outer IP, UDP, ESP, IV, pad, ICV)
     bool udp = false;
     std::unique_ptr<crypto::outbound_sa> outbound;
     std::vector<std::unique_ptr<crypto::inbound_sa>> inbound;
@@ -47,9 +47,9 @@ struct tables {
     std::unique_ptr<fwd::fib4> fib;
     fwd::next_hop_table next_hops;
     std::unique_ptr<crypto::inbound_sa_map> sa_map;
-    std::bitset<65536> natt_ports;  // UDP destination ports that carry ESP-in-UDP
+    std::bitset<65536> natt_ports; // UDP destination ports that carry ESP-in-UDP
     unsigned workers = 1;
-    ipv4_addr icmp_source = 0;      // source of ICMP errors about decapsulated traffic
+    ipv4_addr icmp_source = 0; // source of ICMP errors about decapsulated traffic
 
     bool is_own_address(ipv4_addr a) const noexcept {
         for (const auto& p : ports)

@@ -30,7 +30,9 @@ namespace {
 constexpr unsigned burst_size = 32;
 constexpr unsigned stage_capacity = burst_size * 2;
 
-inline bool is_broadcast(const rte_ether_addr& a) noexcept { return rte_is_broadcast_ether_addr(&a); }
+inline bool is_broadcast(const rte_ether_addr& a) noexcept {
+    return rte_is_broadcast_ether_addr(&a);
+}
 
 inline uint16_t udp_dst_port(const uint8_t* udp) noexcept {
     return static_cast<uint16_t>(udp[2] << 8 | udp[3]);
@@ -43,7 +45,7 @@ inline bool is_martian_destination(ipv4_addr dst) noexcept {
 // A fixed-capacity list of packets for one stage; never allocates.
 struct packet_list {
     std::array<rte_mbuf*, stage_capacity> pkts;
-    std::array<uint32_t, stage_capacity> key;  // stage-specific: SA or tunnel index
+    std::array<uint32_t, stage_capacity> key; // stage-specific: SA or tunnel index
     unsigned n = 0;
     void push(rte_mbuf* m, uint32_t k = 0) noexcept {
         pkts[n] = m;
@@ -77,7 +79,8 @@ class worker_loop {
     void drain_handoff() noexcept;
     void drain_inject() noexcept;
     void punt(rte_mbuf* m, punt_reason r, uint8_t port, uint32_t addr, uint16_t mtu = 0) noexcept;
-    void handoff(rte_mbuf* m, handoff_stage s, uint8_t port, uint32_t index, unsigned owner) noexcept;
+    void handoff(rte_mbuf* m, handoff_stage s, uint8_t port, uint32_t index,
+                 unsigned owner) noexcept;
     void drop(rte_mbuf* m, drop reason) noexcept {
         rte_pktmbuf_free(m);
         c_.count_drop(reason);
@@ -167,8 +170,7 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
         return drop(m, drop::unknown_ethertype);
 
     fwd::ipv4_info ip;
-    if (unlikely(fwd::parse_ipv4(data + l3_offset, len - l3_offset, ip) !=
-                 fwd::parse_status::ok))
+    if (unlikely(fwd::parse_ipv4(data + l3_offset, len - l3_offset, ip) != fwd::parse_status::ok))
         return drop(m, drop::bad_ipv4);
     // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
     rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));

@@ -15,28 +15,43 @@ namespace sagd::dp {
 constexpr drop drop_for(crypto::esp_status s) noexcept {
     using crypto::esp_status;
     switch (s) {
-    case esp_status::seq_exhausted: return drop::esp_seq_exhausted;
+    case esp_status::seq_exhausted:
+        return drop::esp_seq_exhausted;
     case esp_status::truncated:
     case esp_status::bad_outer_header:
-    case esp_status::too_short: return drop::esp_malformed;
-    case esp_status::fragment: return drop::fragment_to_us;
-    case esp_status::not_esp: return drop::local_unhandled;
-    case esp_status::nat_keepalive: return drop::natt_keepalive;
-    case esp_status::ike: return drop::ike_on_natt_port;
-    case esp_status::spi_mismatch: return drop::esp_unknown_spi;
-    case esp_status::addr_mismatch: return drop::esp_wrong_peer;
-    case esp_status::replay: return drop::esp_replay;
-    case esp_status::icv_fail: return drop::esp_icv_fail;
-    case esp_status::bad_padding: return drop::esp_bad_padding;
-    case esp_status::bad_next_header: return drop::esp_bad_next_header;
-    case esp_status::dummy: return drop::esp_dummy;
-    case esp_status::crypto_error: return drop::crypto_error;
+    case esp_status::too_short:
+        return drop::esp_malformed;
+    case esp_status::fragment:
+        return drop::fragment_to_us;
+    case esp_status::not_esp:
+        return drop::local_unhandled;
+    case esp_status::nat_keepalive:
+        return drop::natt_keepalive;
+    case esp_status::ike:
+        return drop::ike_on_natt_port;
+    case esp_status::spi_mismatch:
+        return drop::esp_unknown_spi;
+    case esp_status::addr_mismatch:
+        return drop::esp_wrong_peer;
+    case esp_status::replay:
+        return drop::esp_replay;
+    case esp_status::icv_fail:
+        return drop::esp_icv_fail;
+    case esp_status::bad_padding:
+        return drop::esp_bad_padding;
+    case esp_status::bad_next_header:
+        return drop::esp_bad_next_header;
+    case esp_status::dummy:
+        return drop::esp_dummy;
+    case esp_status::crypto_error:
+        return drop::crypto_error;
     case esp_status::ok:
     case esp_status::multi_segment:
     case esp_status::bad_inner:
     case esp_status::no_headroom:
     case esp_status::no_tailroom:
-    case esp_status::too_big: break;
+    case esp_status::too_big:
+        break;
     }
     return drop::esp_encap_error;
 }

@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
@@ -51,14 +51,17 @@ tunnels:
     outbound_sa:
       spi: 0x1001
       cipher: aes-gcm-128
-      key: "0x)" + key_out + R"("
+      key: "0x)" +
+           key_out + R"("
     inbound_sas:
       - spi: 0x2001
         cipher: aes-gcm-128
-        key: "0x)" + key_in1 + R"("
+        key: "0x)" +
+           key_in1 + R"("
       - spi: 8194
         cipher: aes-gcm-128
-        key: ")" + key_in2 + R"("
+        key: ")" +
+           key_in2 + R"("
   - name: ccn-edge-2
     port: wan0
     peer: 198.51.100.2
@@ -66,11 +69,13 @@ tunnels:
     outbound_sa:
       spi: 0x1002
       cipher: aes-gcm-256
-      key: "0x)" + key_256 + R"("
+      key: "0x)" +
+           key_256 + R"("
     inbound_sas:
       - spi: 0x3001
         cipher: aes-gcm-128
-        key: ")" + key_t2 + R"("
+        key: ")" +
+           key_t2 + R"("
 routes:
   - prefix: 10.2.0.0/16
     tunnel: ccn-edge-1
@@ -96,7 +101,9 @@ std::string edit(std::string text, const std::string& from, const std::string& t
     return text;
 }
 
-std::string with(const std::string& from, const std::string& to) { return edit(good(), from, to); }
+std::string with(const std::string& from, const std::string& to) {
+    return edit(good(), from, to);
+}
 
 bool mentions_key(const std::string& msg) {
     for (const auto* k : {&key_out, &key_in1, &key_in2, &key_t2, &key_256})
@@ -132,7 +139,9 @@ std::vector<uint8_t> bytes(const std::string& hex) {
     return out;
 }
 
-sagd::ipv4_addr ip(const char* text) { return sagd::parse_ipv4(text).value(); }
+sagd::ipv4_addr ip(const char* text) {
+    return sagd::parse_ipv4(text).value();
+}
 
 // ---- the good config ---------------------------------------------------------------------------
 
@@ -307,9 +316,13 @@ TEST(config_top, top_level_must_be_a_mapping) {
     refused("hello\n", {"top level"});
 }
 
-TEST(config_top, unknown_top_level_key) { refused(good() + "tunnel: []\n", {"tunnel: unknown key"}); }
+TEST(config_top, unknown_top_level_key) {
+    refused(good() + "tunnel: []\n", {"tunnel: unknown key"});
+}
 
-TEST(config_top, duplicate_key) { refused(good() + "workers: 3\n", {"workers: duplicate key"}); }
+TEST(config_top, duplicate_key) {
+    refused(good() + "workers: 3\n", {"workers: duplicate key"});
+}
 
 TEST(config_top, workers_range_and_type) {
     refused(with("workers: 2", "workers: 0"), {"workers 0 out of range 1..64"});
@@ -363,7 +376,8 @@ TEST(config_top, nul_byte_refused) {
     refused(text, {"NUL byte"});
 }
 
-// ---- ports ----------------------------------------------------------------------------------------
+// ---- ports
+// ----------------------------------------------------------------------------------------
 
 TEST(config_ports, address_not_a_prefix_example_message) {
     refused(with("address: 10.1.0.1/24", "address: 10.1.0.300/24"),
@@ -430,7 +444,8 @@ TEST(config_ports, gateway_rules) {
             {"ports[0] 'lan0': gateway is only valid on wan ports"});
 }
 
-// ---- tunnels --------------------------------------------------------------------------------------
+// ---- tunnels
+// --------------------------------------------------------------------------------------
 
 TEST(config_tunnels, inbound_spi_unique_across_tunnels_example_message) {
     refused(with("spi: 0x3001", "spi: 0x2001"),
@@ -444,8 +459,8 @@ TEST(config_tunnels, inbound_spi_unique_within_tunnel) {
 }
 
 TEST(config_tunnels, outbound_spi_peer_unique) {
-    std::string yaml = edit(with("spi: 0x1002", "spi: 0x1001"), "peer: 198.51.100.2",
-                            "peer: 198.51.100.1");
+    std::string yaml =
+        edit(with("spi: 0x1002", "spi: 0x1001"), "peer: 198.51.100.2", "peer: 198.51.100.1");
     refused(yaml, {"tunnels[1] 'ccn-edge-2': outbound_sa.spi 0x1001 to peer 198.51.100.1 already "
                    "used by tunnel 'ccn-edge-1'"});
 }
@@ -504,15 +519,22 @@ TEST(config_tunnels, sa_fields_required_and_known) {
 }
 
 TEST(config_tunnels, inbound_sas_count) {
-    std::string three = with("      - spi: 8194\n", "      - spi: 0x5555\n        cipher: aes-gcm-128\n"
-                                                   "        key: \"" + key_in2 + "\"\n      - spi: 8194\n");
+    std::string three =
+        with("      - spi: 8194\n", "      - spi: 0x5555\n        cipher: aes-gcm-128\n"
+                                    "        key: \"" +
+                                        key_in2 + "\"\n      - spi: 8194\n");
     refused(three, {"tunnels[0] 'ccn-edge-1': inbound_sas: expected 1 or 2 SAs", "got 3"});
-    std::string none = edit(good(), "    inbound_sas:\n      - spi: 0x3001\n        cipher: "
-                                    "aes-gcm-128\n        key: \"" + key_t2 + "\"\n",
+    std::string none = edit(good(),
+                            "    inbound_sas:\n      - spi: 0x3001\n        cipher: "
+                            "aes-gcm-128\n        key: \"" +
+                                key_t2 + "\"\n",
                             "    inbound_sas: []\n");
     refused(none, {"tunnels[1] 'ccn-edge-2': inbound_sas: expected 1 or 2 SAs", "got 0"});
-    std::string missing = edit(good(), "    inbound_sas:\n      - spi: 0x3001\n        cipher: "
-                                       "aes-gcm-128\n        key: \"" + key_t2 + "\"\n", "");
+    std::string missing = edit(good(),
+                               "    inbound_sas:\n      - spi: 0x3001\n        cipher: "
+                               "aes-gcm-128\n        key: \"" +
+                                   key_t2 + "\"\n",
+                               "");
     refused(missing, {"tunnels[1] 'ccn-edge-2': inbound_sas: required field missing"});
 }
 
@@ -520,14 +542,17 @@ TEST(config_tunnels, name_rules) {
     refused(with("name: ccn-edge-2", "name: ccn-edge-1"),
             {"tunnels[1] 'ccn-edge-1': name already used by tunnels[0]"});
     refused(with("name: ccn-edge-2", "name: \"ccn edge\""), {"tunnels[1]: name 'ccn edge'"});
-    refused(with("  - name: ccn-edge-2\n", "  - nam: ccn-edge-2\n"), {"tunnels[1]: nam: unknown key"});
+    refused(with("  - name: ccn-edge-2\n", "  - nam: ccn-edge-2\n"),
+            {"tunnels[1]: nam: unknown key"});
 }
 
 TEST(config_tunnels, port_must_be_an_existing_wan_port) {
     refused(with("port: wan0", "port: lan0"),
             {"tunnels[0] 'ccn-edge-1': port 'lan0' is not a wan port"});
-    refused(with("port: wan0", "port: wan9"), {"tunnels[0] 'ccn-edge-1': port 'wan9' is not a port"});
-    refused(with("    port: wan0\n", ""), {"tunnels[0] 'ccn-edge-1': port: required field missing"});
+    refused(with("port: wan0", "port: wan9"),
+            {"tunnels[0] 'ccn-edge-1': port 'wan9' is not a port"});
+    refused(with("    port: wan0\n", ""),
+            {"tunnels[0] 'ccn-edge-1': port: required field missing"});
 }
 
 TEST(config_tunnels, peer_and_local) {
@@ -539,9 +564,9 @@ TEST(config_tunnels, peer_and_local) {
     refused(with("local: 192.0.2.1", "local: 203.0.113.1"),
             {"tunnels[0] 'ccn-edge-1': local 203.0.113.1 is not inside port 'wan0' subnet"});
     // Without a WAN gateway the peer must be on-link.
-    refused(with("    gateway: 192.0.2.254\n", ""),
-            {"tunnels[0] 'ccn-edge-1': peer 198.51.100.1 is not on port 'wan0' subnet",
-             "no gateway"});
+    refused(
+        with("    gateway: 192.0.2.254\n", ""),
+        {"tunnels[0] 'ccn-edge-1': peer 198.51.100.1 is not on port 'wan0' subnet", "no gateway"});
 }
 
 TEST(config_tunnels, encap_and_udp_ports) {
@@ -549,20 +574,23 @@ TEST(config_tunnels, encap_and_udp_ports) {
     refused(with("    encap: esp\n", ""), {"tunnels[1] 'ccn-edge-2': encap: required"});
     refused(with("encap: esp\n", "encap: esp\n    udp_dst_port: 4500\n"),
             {"tunnels[1] 'ccn-edge-2': udp_dst_port is only valid with encap esp-udp"});
-    refused(with("udp_src_port: 4501", "udp_src_port: 0"), {"udp_src_port 0 out of range 1..65535"});
+    refused(with("udp_src_port: 4501", "udp_src_port: 0"),
+            {"udp_src_port 0 out of range 1..65535"});
     refused(with("udp_dst_port: 4502", "udp_dst_port: 65536"), {"udp_dst_port 65536 out of range"});
 }
 
 TEST(config_tunnels, replay_window_range) {
     refused(with("replay_window: 2048", "replay_window: 32"),
             {"tunnels[0] 'ccn-edge-1': replay_window 32 out of range 0 (off) or 64..4096"});
-    refused(with("replay_window: 2048", "replay_window: 4097"), {"replay_window 4097 out of range"});
+    refused(with("replay_window: 2048", "replay_window: 4097"),
+            {"replay_window 4097 out of range"});
     accepted(with("replay_window: 2048", "replay_window: 64"));
     accepted(with("replay_window: 2048", "replay_window: 4096"));
 }
 
 TEST(config_tunnels, esn_is_boolean) {
-    refused(with("esn: true", "esn: yes"), {"tunnels[0] 'ccn-edge-1': esn: expected true or false"});
+    refused(with("esn: true", "esn: yes"),
+            {"tunnels[0] 'ccn-edge-1': esn: expected true or false"});
     refused(with("esn: true", "esn: 1"), {"esn: expected true or false"});
     refused(with("esn: true", "esn: \"true\""), {"esn: expected true or false"});
 }
@@ -607,10 +635,12 @@ TEST(config_tunnels, two_thousand_tunnels_load_fast) {
     std::string last(line);
     std::snprintf(line, sizeof line, "{spi: %d,", 0x100000);
     clash.replace(clash.rfind(last), last.size(), line);
-    refused(clash, {"tunnels[1999] 't1999': inbound_sas[1].spi 0x100000 already used by tunnel 't0'"});
+    refused(clash,
+            {"tunnels[1999] 't1999': inbound_sas[1].spi 0x100000 already used by tunnel 't0'"});
 }
 
-// ---- routes ---------------------------------------------------------------------------------------
+// ---- routes
+// ---------------------------------------------------------------------------------------
 
 TEST(config_routes, host_bits_must_be_zero) {
     refused(with("prefix: 10.3.0.0/16", "prefix: 10.3.1.0/16"),
@@ -642,33 +672,39 @@ TEST(config_routes, gateway_must_be_on_a_lan_subnet) {
 }
 
 TEST(config_routes, distance_range_and_duplicates) {
-    refused(with("distance: 5", "distance: 0"), {"routes[1] '10.2.0.0/16': distance 0 out of range 1..255"});
+    refused(with("distance: 5", "distance: 0"),
+            {"routes[1] '10.2.0.0/16': distance 0 out of range 1..255"});
     refused(with("distance: 5", "distance: 256"), {"distance 256 out of range"});
     refused(with("distance: 5", "distance: 1"),
             {"routes[1] '10.2.0.0/16': prefix 10.2.0.0/16 with distance 1 already defined by "
              "routes[0]"});
 }
 
-// ---- neighbours -----------------------------------------------------------------------------------
+// ---- neighbours
+// -----------------------------------------------------------------------------------
 
 TEST(config_neighbours, rules) {
-    refused(with("  - port: wan0\n    address: 192.0.2.254", "  - port: wan7\n    address: 192.0.2.254"),
+    refused(with("  - port: wan0\n    address: 192.0.2.254",
+                 "  - port: wan7\n    address: 192.0.2.254"),
             {"neighbours[0] '192.0.2.254': port 'wan7' is not a port"});
     refused(with("address: 192.0.2.254\n    mac", "address: 192.0.9.254\n    mac"),
             {"neighbours[0] '192.0.9.254': address 192.0.9.254 is not inside port 'wan0' subnet"});
     refused(with("\"02:00:00:00:00:01\"", "\"02:00:00:00:00\""),
             {"neighbours[0] '192.0.2.254': mac '02:00:00:00:00' is not a MAC address"});
-    refused(with("\"02:00:00:00:00:01\"", "\"03:00:00:00:00:01\""), {"mac 03:00:00:00:00:01 is a multicast"});
+    refused(with("\"02:00:00:00:00:01\"", "\"03:00:00:00:00:01\""),
+            {"mac 03:00:00:00:00:01 is a multicast"});
     refused(with("\"02:00:00:00:00:01\"", "\"00:00:00:00:00:00\""), {"mac 00:00:00:00:00:00"});
     refused(good() + "  - {port: wan0, address: 192.0.2.254, mac: \"02:00:00:00:00:02\"}\n",
             {"neighbours[1] '192.0.2.254': address 192.0.2.254 on port 'wan0' already defined by "
              "neighbours[0]"});
-    refused(good() + "  - {port: wan0, address: 192.0.2.9}\n", {"neighbours[1] '192.0.2.9': mac: required"});
+    refused(good() + "  - {port: wan0, address: 192.0.2.9}\n",
+            {"neighbours[1] '192.0.2.9': mac: required"});
     refused(good() + "  - {port: wan0, address: 192.0.2.9, mac: \"02:00:00:00:00:02\", vlan: 3}\n",
             {"neighbours[1] '192.0.2.9': vlan: unknown key"});
 }
 
-// ---- wrong types everywhere -------------------------------------------------------------------------
+// ---- wrong types everywhere
+// -------------------------------------------------------------------------
 
 TEST(config_types, every_scalar_field_refuses_lists_and_maps) {
     const std::string base = good();
@@ -682,8 +718,8 @@ TEST(config_types, every_scalar_field_refuses_lists_and_maps) {
         if (colon != std::string::npos && first != std::string::npos && line[colon + 2] != '[') {
             std::string name = line.substr(first, colon - first);
             for (const char* bad : {"[1, 2]", "{a: 1}"}) {
-                std::string yaml = base.substr(0, pos) + line.substr(0, colon + 2) + bad +
-                                   base.substr(end);
+                std::string yaml =
+                    base.substr(0, pos) + line.substr(0, colon + 2) + bad + base.substr(end);
                 auto r = load_config_string(yaml);
                 ASSERT_FALSE(r.ok()) << "accepted " << name << ": " << bad;
                 EXPECT_NE(r.err().message.find(name), std::string::npos)
@@ -720,13 +756,15 @@ TEST(config_types, sections_of_the_wrong_shape) {
     refused(two_ports + "tunnels:\n  - {name: t, port: wan0, peer: 192.0.2.9, encap: esp, "
                         "outbound_sa: [1], inbound_sas: []}\n",
             {"tunnels[0] 't': outbound_sa: expected a mapping, got a list"});
-    refused(two_ports + "tunnels:\n  - {name: t, port: wan0, peer: 192.0.2.9, encap: esp, "
-                        "outbound_sa: {spi: 300, cipher: aes-gcm-128, key: \"" + key_out +
-                        "\"}, inbound_sas: {spi: 301}}\n",
+    refused(two_ports +
+                "tunnels:\n  - {name: t, port: wan0, peer: 192.0.2.9, encap: esp, "
+                "outbound_sa: {spi: 300, cipher: aes-gcm-128, key: \"" +
+                key_out + "\"}, inbound_sas: {spi: 301}}\n",
             {"tunnels[0] 't': inbound_sas: expected a list, got a mapping"});
-    refused(two_ports + "tunnels:\n  - {name: t, port: wan0, peer: 192.0.2.9, encap: esp, "
-                        "outbound_sa: {spi: 300, cipher: aes-gcm-128, key: \"" + key_out +
-                        "\"}, inbound_sas: [5]}\n",
+    refused(two_ports +
+                "tunnels:\n  - {name: t, port: wan0, peer: 192.0.2.9, encap: esp, "
+                "outbound_sa: {spi: 300, cipher: aes-gcm-128, key: \"" +
+                key_out + "\"}, inbound_sas: [5]}\n",
             {"tunnels[0] 't': inbound_sas[0]: expected a mapping, got a scalar"});
     refused("ports: [5]\n", {"ports[0]: port: expected a mapping"});
     refused(with("  - name: ccn-edge-2\n", "  - 7\n  - name: ccn-edge-2\n"),
@@ -735,23 +773,24 @@ TEST(config_types, sections_of_the_wrong_shape) {
     refused("ports:\n  - {[1]: 2}\n", {"ports[0]: keys must be plain names"});
 }
 
-// ---- keys never leak --------------------------------------------------------------------------------
+// ---- keys never leak
+// --------------------------------------------------------------------------------
 
 TEST(config_secrets, keys_never_appear_in_errors) {
     const std::string k = "0x" + key_out;
     std::vector<std::string> bad = {
-        with(k, "0x" + key_out.substr(0, 39)),                      // odd length
-        with(k, "0x" + key_out + "ff"),                             // too long
-        with(k, key_out + "zz"),                                    // junk
-        with("spi: 0x1001", "spi: " + k),                           // key pasted as SPI
-        with("spi: 0x1001", "spi: \"" + k + "\""),                  // quoted, in SPI
-        with("cipher: aes-gcm-128", "cipher: " + k),                // key pasted as cipher
+        with(k, "0x" + key_out.substr(0, 39)),                          // odd length
+        with(k, "0x" + key_out + "ff"),                                 // too long
+        with(k, key_out + "zz"),                                        // junk
+        with("spi: 0x1001", "spi: " + k),                               // key pasted as SPI
+        with("spi: 0x1001", "spi: \"" + k + "\""),                      // quoted, in SPI
+        with("cipher: aes-gcm-128", "cipher: " + k),                    // key pasted as cipher
         with("      key: \"" + k + "\"", "      key \"" + k + "\": 1"), // malformed key line
         with("      key: \"" + k + "\"", "      kye: \"" + k + "\""),   // typo in field name
         with("      key: \"" + k + "\"", "      key: \"" + k + "\"\n      key: \"" + k + "\""),
         with("esn: true", "esn: " + k),
-        edit(with("spi: 0x3001", "spi: 0x2001"), "", ""),           // duplicate SPI
-        with("      key: \"" + k + "\"", "      " + key_out + ": 1"),  // key as a mapping key
+        edit(with("spi: 0x3001", "spi: 0x2001"), "", ""),             // duplicate SPI
+        with("      key: \"" + k + "\"", "      " + key_out + ": 1"), // key as a mapping key
         with("      key: \"" + k + "\"", "      key: [\"" + k + "\"]"),
     };
     for (const auto& yaml : bad) {
@@ -767,7 +806,8 @@ TEST(config_secrets, syntax_errors_inside_keys_do_not_echo) {
     EXPECT_FALSE(mentions_key(r.err().message)) << r.err().message;
 }
 
-// ---- robustness -------------------------------------------------------------------------------------
+// ---- robustness
+// -------------------------------------------------------------------------------------
 
 TEST(config_fuzz, random_bytes_never_crash) {
     std::mt19937 rng(12345);
@@ -780,10 +820,12 @@ TEST(config_fuzz, random_bytes_never_crash) {
 }
 
 TEST(config_fuzz, random_yaml_tokens_never_crash) {
-    const char* tokens[] = {"ports", "tunnels", ":", " ", "\n", "  ", "- ", "[", "]", "{", "}",
-                            ",", "\"", "'", "&a ", "*a ", "!!int ", "? ", "|", ">", "#", "name",
-                            "0x1001", "10.1.0.1/24", "lan", "wan", "key", "spi", "---", "...",
-                            "%YAML 1.2", "\t", "~", "null", "inbound_sas", "!x ", "<<: "};
+    const char* tokens[] = {"ports", "tunnels", ":",           " ",   "\n",  "  ",   "- ",
+                            "[",     "]",       "{",           "}",   ",",   "\"",   "'",
+                            "&a ",   "*a ",     "!!int ",      "? ",  "|",   ">",    "#",
+                            "name",  "0x1001",  "10.1.0.1/24", "lan", "wan", "key",  "spi",
+                            "---",   "...",     "%YAML 1.2",   "\t",  "~",   "null", "inbound_sas",
+                            "!x ",   "<<: "};
     std::mt19937 rng(777);
     for (int i = 0; i < 3000; ++i) {
         std::string s;
@@ -847,7 +889,8 @@ TEST(config_fuzz, deep_nesting_and_alias_tricks) {
     refused(laughs + "eal: *k\n", {"a: unknown key"});
 }
 
-// ---- files --------------------------------------------------------------------------------------------
+// ---- files
+// --------------------------------------------------------------------------------------------
 
 std::string write_temp(const std::string& name, const std::string& text) {
     std::string path = ::testing::TempDir() + "sagd-config-test-" + name;
@@ -894,7 +937,8 @@ TEST(config_file, empty_missing_and_not_regular) {
     EXPECT_NE(r.err().message.find("not a regular file"), std::string::npos) << r.err().message;
 }
 
-// ---- address helpers -----------------------------------------------------------------------------------
+// ---- address helpers
+// -----------------------------------------------------------------------------------
 
 TEST(config_helpers, parse_ipv4_is_strict) {
     EXPECT_EQ(sagd::parse_ipv4("0.0.0.0").value(), 0u);

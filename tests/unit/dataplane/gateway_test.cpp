@@ -129,8 +129,12 @@ frame to_frame(rte_mbuf* m) {
     return f;
 }
 
-uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint32_t be32(const uint8_t* p) {
+    return uint32_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+uint16_t be16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
 
 class GatewayTest : public ::testing::Test {
   protected:
@@ -247,9 +251,7 @@ class GatewayTest : public ::testing::Test {
         }
     }
 
-    void send(ring_port& p, const frame& f) {
-        ASSERT_EQ(rte_ring_enqueue(p.rx, to_mbuf(f)), 0);
-    }
+    void send(ring_port& p, const frame& f) { ASSERT_EQ(rte_ring_enqueue(p.rx, to_mbuf(f)), 0); }
     void send_lan_ip(const frame& ippkt, const mac_addr& src = host_mac) {
         send(lan_, ether(lan_mac_, src, RTE_ETHER_TYPE_IPV4, ippkt));
     }
@@ -287,13 +289,11 @@ class GatewayTest : public ::testing::Test {
         rte_pktmbuf_free(m);
         return st;
     }
-    uint64_t dropped(drop d) {
-        return sum_counters(*gw_).by_reason[static_cast<unsigned>(d)];
-    }
+    uint64_t dropped(drop d) { return sum_counters(*gw_).by_reason[static_cast<unsigned>(d)]; }
     void expect_balanced() {
         auto t = sum_counters(*gw_);
-        EXPECT_EQ(t.in_flight(), 0) << "rx " << t.rx << " injected " << t.injected << " tx "
-                                    << t.tx << " punted " << t.punted << " drops " << t.drops;
+        EXPECT_EQ(t.in_flight(), 0) << "rx " << t.rx << " injected " << t.injected << " tx " << t.tx
+                                    << " punted " << t.punted << " drops " << t.drops;
     }
 
     config cfg_;
@@ -309,7 +309,8 @@ TEST_F(GatewayTest, AnswersArpForItsOwnAddress) {
     frame arp(28);
     arp[1] = 1, arp[2] = 0x08, arp[4] = 6, arp[5] = 4, arp[7] = 1; // request
     std::memcpy(&arp[8], host_mac.data(), 6);
-    uint32_t sender = rte_cpu_to_be_32(ip(10, 1, 0, 50)), target = rte_cpu_to_be_32(ip(10, 1, 0, 1));
+    uint32_t sender = rte_cpu_to_be_32(ip(10, 1, 0, 50)),
+             target = rte_cpu_to_be_32(ip(10, 1, 0, 1));
     std::memcpy(&arp[14], &sender, 4);
     std::memcpy(&arp[24], &target, 4);
     rte_ether_addr bcast;
@@ -393,8 +394,8 @@ TEST_F(GatewayTest, DecryptsPeerTrafficToTheLan) {
 
 TEST_F(GatewayTest, EspInUdpBothWays) {
     start();
-    frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 3, 0, 9), IPPROTO_UDP,
-                              udp_payload(1, 2, 100));
+    frame inner =
+        ipv4_packet(ip(10, 1, 0, 2), ip(10, 3, 0, 9), IPPROTO_UDP, udp_payload(1, 2, 100));
     send_lan_ip(inner);
     step();
     auto out = drain(wan_);
@@ -427,18 +428,20 @@ TEST_F(GatewayTest, HostileWanInputIsDroppedByReasonAndGoodTrafficFlows) {
     frame bad_ct = peer_esp(0, inner);
     bad_ct[14 + 20 + 8 + 8 + 3] ^= 0x01; // a ciphertext byte
     frame bad_icv = peer_esp(0, inner);
-    bad_icv[bad_icv.size() - 1 - (bad_icv.size() - 14 - be16(&bad_icv[16]))] ^= 0x80; // last ICV byte
+    bad_icv[bad_icv.size() - 1 - (bad_icv.size() - 14 - be16(&bad_icv[16]))] ^=
+        0x80; // last ICV byte
     frame unknown = peer_esp(0, inner);
     unknown[14 + 20 + 3] ^= 0x55; // SPI
     frame truncated = peer_esp(0, inner);
     truncated.resize(14 + 20 + 12);
-    {   // fix the outer IP length/checksum so it is a well-formed, too-short ESP packet
+    { // fix the outer IP length/checksum so it is a well-formed, too-short ESP packet
         auto* h = reinterpret_cast<rte_ipv4_hdr*>(&truncated[14]);
         h->total_length = rte_cpu_to_be_16(32);
         h->hdr_checksum = 0;
         h->hdr_checksum = rte_ipv4_cksum(h);
     }
-    frame udp_inner = ipv4_packet(ip(10, 3, 0, 1), ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(7, 7, 64));
+    frame udp_inner =
+        ipv4_packet(ip(10, 3, 0, 1), ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(7, 7, 64));
     frame bad_udp_len = peer_esp(1, udp_inner);
     bad_udp_len[14 + 20 + 5] ^= 0x04; // UDP length field
 
@@ -478,11 +481,11 @@ TEST_F(GatewayTest, PlainIpFromTheWanIsNotForwarded) {
 
 TEST_F(GatewayTest, TtlExpiryAndNoRouteSendIcmpErrors) {
     start();
-    frame expiring = ipv4_packet(ip(10, 1, 0, 2), ip(10, 9, 0, 1), IPPROTO_UDP,
-                                 udp_payload(1, 2, 20), 1);
+    frame expiring =
+        ipv4_packet(ip(10, 1, 0, 2), ip(10, 9, 0, 1), IPPROTO_UDP, udp_payload(1, 2, 20), 1);
     send_lan_ip(expiring);
-    frame nowhere = ipv4_packet(ip(10, 1, 0, 2), ip(172, 16, 0, 1), IPPROTO_UDP,
-                                udp_payload(1, 2, 20));
+    frame nowhere =
+        ipv4_packet(ip(10, 1, 0, 2), ip(172, 16, 0, 1), IPPROTO_UDP, udp_payload(1, 2, 20));
     send_lan_ip(nowhere);
     step();
     auto out = drain(lan_);
@@ -616,7 +619,8 @@ TEST_F(GatewayTest, ThousandTunnelsEachWithTwoInboundSasDuringRekey) {
         p.peer_addr = ip(192, 0, 2, 1);
         auto peer = crypto::create_outbound_sa(p);
         ASSERT_TRUE(peer) << peer.error;
-        rte_mbuf* m = to_mbuf(ipv4_packet(dst, ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(2, 1, 64)));
+        rte_mbuf* m =
+            to_mbuf(ipv4_packet(dst, ip(10, 1, 0, 2), IPPROTO_UDP, udp_payload(2, 1, 64)));
         ASSERT_EQ(crypto::esp_encap(*peer.sa, m), crypto::esp_status::ok);
         send(wan_, ether(wan_mac_, wan_gw_mac, RTE_ETHER_TYPE_IPV4, to_frame(m)));
         rte_pktmbuf_free(m);
