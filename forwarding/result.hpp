@@ -1,5 +1,6 @@
-// Control-path results for forwarding/: a value or an error a user can act on. Never used per
-// packet. Mirrors dataplane/result.hpp in shape (forwarding/ may not depend on dataplane/).
+// Control-path results: a value or an error a user can act on (its code says what kind, for
+// callers that map errors, e.g. to API statuses). Never used per packet. forwarding/ is the
+// lowest layer that needs it; dataplane/result.hpp re-exports it as sagd::result.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,8 @@ enum class errc : uint8_t {
 };
 
 struct error {
+    error(std::string msg) : message(std::move(msg)) {}
+    error(errc c, std::string msg) : code(c), message(std::move(msg)) {}
     errc code = errc::invalid_argument;
     std::string message; // names the object and the reason
 };
