@@ -72,7 +72,9 @@ class worker_loop {
     void forward(packet_list& in) noexcept;
     void encap(packet_list& in) noexcept;
     void encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept;
+    bool resolve(uint16_t port, ipv4_addr next_hop, rte_ether_addr& mac) noexcept;
     void send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept;
+    void send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m) noexcept;
     void tx(uint8_t port, rte_mbuf* m) noexcept;
     void flush(uint8_t port) noexcept;
     void flush_all() noexcept;
@@ -344,26 +346,42 @@ void worker_loop::encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexce
     const auto& tun = t_.tunnels[tunnel];
     std::array<crypto::esp_status, stage_capacity> st;
     crypto::esp_encap_burst(*tun.outbound, std::span<rte_mbuf* const>(pkts, n), st.data());
+    // One neighbour lookup serves the whole run: every packet goes to the tunnel's next hop.
+    rte_ether_addr mac;
+    bool resolved = resolve(tun.port_index, tun.next_hop, mac);
     for (unsigned i = 0; i < n; ++i) {
         if (st[i] != crypto::esp_status::ok) {
             drop(pkts[i], drop_for(st[i]));
             continue;
         }
-        send_ip(tun.port_index, tun.next_hop, pkts[i]);
+        if (likely(resolved))
+            send_to(tun.port_index, mac, pkts[i]);
+        else
+            punt(pkts[i], punt_reason::resolve, static_cast<uint8_t>(tun.port_index), tun.next_hop);
     }
 }
 
-void worker_loop::send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept {
+bool worker_loop::resolve(uint16_t port, ipv4_addr next_hop, rte_ether_addr& mac) noexcept {
     const fwd::neighbour_entry* e = neigh_.lookup(port, next_hop);
-    fwd::neighbour_view v;
-    if (likely(e != nullptr))
-        v = e->read();
+    if (unlikely(e == nullptr))
+        return false;
+    fwd::neighbour_view v = e->read();
     if (unlikely(!v.usable()))
-        return punt(m, punt_reason::resolve, port, next_hop);
+        return false;
     if (v.state != fwd::neighbour_state::reachable)
         e->mark_used(); // aging re-checks stale entries that traffic still uses
-    rte_ether_addr mac;
     std::memcpy(mac.addr_bytes, v.mac.data(), 6);
+    return true;
+}
+
+void worker_loop::send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept {
+    rte_ether_addr mac;
+    if (unlikely(!resolve(port, next_hop, mac)))
+        return punt(m, punt_reason::resolve, port, next_hop);
+    send_to(port, mac, m);
+}
+
+void worker_loop::send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m) noexcept {
     auto* eh = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
     if (unlikely(eh == nullptr))
         return drop(m, drop::esp_encap_error);
