@@ -1,5 +1,7 @@
 #include "forwarding/packet.hpp"
 
+#include <rte_byteorder.h>
+
 #include <cstring>
 
 namespace sagd::fwd {
@@ -137,15 +139,33 @@ parse_status parse_ethernet(const uint8_t* frame, size_t len, ethernet_info& out
 // ---- checksums ----
 
 uint32_t checksum_add(const uint8_t* p, size_t len, uint32_t sum) noexcept {
-    uint64_t s = sum;
+    // RFC 1071 2(B): the one's complement sum does not depend on byte order, so add native
+    // 32-bit words and swap the folded 16-bit result into network order once at the end.
+    uint64_t s = 0;
     size_t i = 0;
-    for (; i + 1 < len; i += 2)
-        s += load_be16(p + i);
-    if (i < len)
-        s += uint32_t{p[i]} << 8;
-    while (s >> 32)
-        s = (s & 0xffffffffu) + (s >> 32);
-    return static_cast<uint32_t>(s);
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, p + i, 4);
+        s += w;
+    }
+    if (i + 2 <= len) {
+        uint16_t w;
+        std::memcpy(&w, p + i, 2);
+        s += w;
+        i += 2;
+    }
+    if (i < len) {
+        uint8_t tail[2] = {p[i], 0};
+        uint16_t w;
+        std::memcpy(&w, tail, 2);
+        s += w;
+    }
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    uint64_t r = uint64_t{sum} + rte_be_to_cpu_16(static_cast<uint16_t>(s));
+    while (r >> 32)
+        r = (r & 0xffffffffu) + (r >> 32);
+    return static_cast<uint32_t>(r);
 }
 
 uint16_t checksum_finish(uint32_t sum) noexcept {
