@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -153,9 +154,15 @@ int main(int argc, char** argv) {
     int rc = 0;
     {
         unsigned n_mbufs = 8191 + static_cast<unsigned>(cfg->ports.size()) * 4096u * cfg->workers;
-        rte_mempool* pool =
-            rte_pktmbuf_pool_create("sagd_mbufs", n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                    static_cast<int>(rte_socket_id()));
+        // Packets stay in one segment: room for the largest frame any port accepts, plus what
+        // ESP adds in the headroom (outer headers) and at the tail (padding, trailer, ICV).
+        uint16_t max_mtu = 1500;
+        for (const auto& p : cfg->ports)
+            max_mtu = std::max(max_mtu, p.mtu);
+        uint32_t room = std::max<uint32_t>(RTE_MBUF_DEFAULT_DATAROOM, max_mtu + 18u + 64u);
+        rte_mempool* pool = rte_pktmbuf_pool_create(
+            "sagd_mbufs", n_mbufs, 256, 0, static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + room),
+            static_cast<int>(rte_socket_id()));
         if (pool == nullptr) {
             fprintf(stderr,
                     "sagd: cannot create the mbuf pool (%u mbufs): %s (give EAL more "

@@ -57,6 +57,15 @@ struct tables {
                 return true;
         return false;
     }
+    // The broadcast address of a connected subnet (RFC 1812 5.3.5.2: not forwarded by default).
+    bool is_directed_broadcast(ipv4_addr a) const noexcept {
+        for (const auto& p : ports) {
+            ipv4_addr host = p.prefix_len >= 31 ? 0 : (ipv4_addr{1} << (32 - p.prefix_len)) - 1;
+            if (host != 0 && (a & host) == host && (a & ~host) == (p.address & ~host))
+                return true;
+        }
+        return false;
+    }
 };
 
 // Builds the tables from a validated config and the started ports. Fails (changing nothing)

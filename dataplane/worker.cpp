@@ -176,7 +176,7 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
         return drop(m, drop::bad_ipv4);
     // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
     rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));
-    if (unlikely(bcast || is_martian_destination(ip.dst)))
+    if (unlikely(bcast || is_martian_destination(ip.dst) || t_.is_directed_broadcast(ip.dst)))
         return drop(m, drop::multicast);
 
     if (ip.dst == p.address || t_.is_own_address(ip.dst)) {

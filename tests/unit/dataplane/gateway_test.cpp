@@ -479,6 +479,18 @@ TEST_F(GatewayTest, PlainIpFromTheWanIsNotForwarded) {
     expect_balanced();
 }
 
+TEST_F(GatewayTest, DirectedBroadcastAndMulticastAreNotForwarded) {
+    start();
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 1, 0, 255), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(224, 0, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    EXPECT_TRUE(drain(lan_).empty());
+    EXPECT_TRUE(drain(wan_).empty());
+    EXPECT_EQ(dropped(drop::multicast), 2u);
+    EXPECT_EQ(gw_->slow_path().arp_requests_sent, 0u);
+    expect_balanced();
+}
+
 TEST_F(GatewayTest, TtlExpiryAndNoRouteSendIcmpErrors) {
     start();
     frame expiring =
