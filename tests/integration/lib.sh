@@ -232,11 +232,17 @@ it_sagd_bin() {
 # CFG). Its worker polls lcore 0 and its mostly idle control thread sits on lcore 1, so a peer
 # busy-polling lcore 1 (secgw) does not starve it. Telemetry stays on (file prefix sagd-it-sagd)
 # so tests can read its counters with it_sagd_stat.
+# Extra sagd options may follow CFG; "-- EAL args" replaces the default EAL arguments (keep
+# --file-prefix sagd-it-sagd so telemetry and cleanup find it).
 it_start_sagd() {
     local cfg=$1; shift
     local bin; bin=$(it_sagd_bin)
-    it_start sagd "$NS_GW" "$bin" -c "$cfg" "$@" -- -l 0-1 --main-lcore 1 --no-huge -m 512 \
-        --file-prefix sagd-it-sagd --no-pci
+    local eal=(-l 0-1 --main-lcore 1 --no-huge -m 512 --file-prefix sagd-it-sagd --no-pci) opts=()
+    while [ $# -gt 0 ]; do
+        if [ "$1" = -- ]; then shift; eal=("$@"); break; fi
+        opts+=("$1"); shift
+    done
+    it_start sagd "$NS_GW" "$bin" -c "$cfg" "${opts[@]}" -- "${eal[@]}"
     it_wait_log sagd "${SAGD_READY_REGEX:-sagd: running}" 30 || it_fail "sagd did not become ready"
 }
 
