@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include <rte_mempool.h>
 #include <rte_telemetry.h>
 
 #include "control-shim/config_yaml.hpp"
@@ -30,6 +31,9 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
     add_u64(d, "handoff_out", t.handoff_out);
     add_u64(d, "drops", t.drops);
     rte_tel_data_add_dict_int(d, "in_flight", static_cast<int>(t.in_flight()));
+    // Pool occupancy: a leak shows as in-use mbufs that keep growing at a steady rate.
+    add_u64(d, "mbufs_in_use", rte_mempool_in_use_count(g_gw->pool()));
+    add_u64(d, "mbufs_available", rte_mempool_avail_count(g_gw->pool()));
     add_u64(d, "slow_punted_in", s.punted_in);
     add_u64(d, "slow_arp_in", s.arp_in);
     add_u64(d, "slow_arp_replies_sent", s.arp_replies_sent);
@@ -135,6 +139,8 @@ int workers_cb(const char*, const char*, rte_tel_data* d) {
         add_u64(x, "busy_loops", c.busy_loops);
         add_u64(x, "busy_permille", c.loops ? c.busy_loops * 1000 / c.loops : 0);
         add_u64(x, "cycles_per_packet", c.busy_packets ? c.busy_cycles / c.busy_packets : 0);
+        add_u64(x, "busy_cycles", c.busy_cycles); // raw sums, for rates over a window
+        add_u64(x, "busy_packets", c.busy_packets);
         add_u64(x, "rx", c.rx);
         add_u64(x, "tx", c.tx);
         std::string name = "worker" + std::to_string(w->index);

@@ -76,6 +76,7 @@ class gateway {
     const fwd::neighbour_table& neighbours() const noexcept { return *neighbours_; }
     const slow_path_counters& slow_path() const noexcept { return slow_; }
     rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
+    const rte_mempool* pool() const noexcept { return pool_; }
 
     // Worker entry (public for rte_eal_remote_launch's trampoline).
     int worker_main(worker_context& w) noexcept;

@@ -32,8 +32,13 @@ _procs = []
 
 
 class Proc:
-    def __init__(self, cmd, logpath, env=None):
+    NICE = 0   # set by bench/soak: DUT and generator processes run at this nice value
+
+    def __init__(self, cmd, logpath, env=None, prefix=None):
+        if Proc.NICE:
+            cmd = ["nice", "-n", str(Proc.NICE)] + cmd
         self.cmd = cmd
+        self.prefix = prefix
         self.logpath = logpath
         self.logf = open(logpath, "w")
         self.p = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
@@ -69,6 +74,8 @@ class Proc:
                 os.killpg(self.p.pid, signal.SIGKILL)
                 self.p.wait()
         self.logf.close()
+        if self.prefix:   # EAL's runtime dir (telemetry socket, config) outlives the process
+            subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.prefix}"], check=False)
         if self in _procs:
             _procs.remove(self)
         return self.p.returncode
@@ -95,9 +102,8 @@ class Hugepages:
     machine has none mounted); unmount and restore the previous count on release. Falls back
     to --no-huge when any step fails."""
 
-    MNT = "/run/sagd-perf-huge"
-
     def __init__(self, pages, enable=True):
+        self.MNT = f"/run/sagd-perf-huge-{os.getpid()}"   # private: concurrent runs do not collide
         self.orig = None
         self.mounted = False
         self.ok = False
