@@ -103,6 +103,15 @@ class worker_loop {
     packet_list decap_list_;
     packet_list forward_list_;
     packet_list encap_list_;
+    struct neighbour_cache_slot {
+        uint64_t generation = 0; // == iteration_ when valid
+        ipv4_addr ip = 0;
+        uint16_t port = 0;
+        rte_ether_addr mac{};
+    };
+    static constexpr unsigned neighbour_cache_size = 16;
+    std::array<neighbour_cache_slot, neighbour_cache_size> neighbour_cache_{};
+    uint64_t iteration_ = 0;
     std::array<std::array<rte_mbuf*, burst_size>, max_ports> txbuf_{};
     std::array<uint16_t, max_ports> txn_{};
 };
@@ -113,6 +122,7 @@ void worker_loop::run() noexcept {
 }
 
 void worker_loop::poll() noexcept {
+    ++iteration_; // invalidates the neighbour cache
     std::array<rte_mbuf*, burst_size> pkts;
     uint64_t start = rte_rdtsc();
     uint64_t before = c_.rx + c_.handoff_in + c_.injected;
@@ -362,6 +372,15 @@ void worker_loop::encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexce
 }
 
 bool worker_loop::resolve(uint16_t port, ipv4_addr next_hop, rte_ether_addr& mac) noexcept {
+    // Most packets of a burst share a few next hops (every tunnel behind one WAN gateway, a
+    // few LAN hosts): a small cache valid for one loop iteration saves the hash lookups. It
+    // must not outlive the iteration: the worker reports quiescence at its end, after which
+    // the neighbour table may reuse entries.
+    neighbour_cache_slot& slot = neighbour_cache_[(next_hop ^ port) & (neighbour_cache_size - 1)];
+    if (slot.generation == iteration_ && slot.ip == next_hop && slot.port == port) {
+        mac = slot.mac;
+        return true;
+    }
     const fwd::neighbour_entry* e = neigh_.lookup(port, next_hop);
     if (unlikely(e == nullptr))
         return false;
@@ -371,6 +390,7 @@ bool worker_loop::resolve(uint16_t port, ipv4_addr next_hop, rte_ether_addr& mac
     if (v.state != fwd::neighbour_state::reachable)
         e->mark_used(); // aging re-checks stale entries that traffic still uses
     std::memcpy(mac.addr_bytes, v.mac.data(), 6);
+    slot = {iteration_, next_hop, port, mac};
     return true;
 }
 
