@@ -38,19 +38,25 @@ std::unique_ptr<const sa_info> make_info(const sa_params& p) {
                                                    p.local_udp_port, p.peer_udp_port});
 }
 
+// What both directions share: validate the parameters, then build the engine's key.
+aead_key checked_key(const sa_params& p, bool inbound, std::string& error) {
+    error = validate(p, inbound);
+    if (!error.empty())
+        return {};
+    std::string err;
+    aead_key key = aead_key::create(p.cipher, p.engine, p.keymat, err);
+    if (!key.valid())
+        error = spi_text(p.spi) + err;
+    return key;
+}
+
 } // namespace
 
 sa_result<outbound_sa> create_outbound_sa(const sa_params& p) {
     sa_result<outbound_sa> r;
-    r.error = validate(p, false);
+    aead_key key = checked_key(p, false, r.error);
     if (!r.error.empty())
         return r;
-    std::string err;
-    aead_key key = aead_key::create(p.cipher, p.engine, p.keymat, err);
-    if (!key.valid()) {
-        r.error = spi_text(p.spi) + err;
-        return r;
-    }
     auto sa = std::make_unique<outbound_sa>();
     sa->key = std::move(key);
     sa->seq = 0;
@@ -73,15 +79,9 @@ sa_result<outbound_sa> create_outbound_sa(const sa_params& p) {
 
 sa_result<inbound_sa> create_inbound_sa(const sa_params& p) {
     sa_result<inbound_sa> r;
-    r.error = validate(p, true);
+    aead_key key = checked_key(p, true, r.error);
     if (!r.error.empty())
         return r;
-    std::string err;
-    aead_key key = aead_key::create(p.cipher, p.engine, p.keymat, err);
-    if (!key.valid()) {
-        r.error = spi_text(p.spi) + err;
-        return r;
-    }
     auto sa = std::make_unique<inbound_sa>();
     sa->key = std::move(key);
     sa->spi = p.spi;

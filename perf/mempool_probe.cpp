@@ -1,6 +1,7 @@
 // Reads a running DPDK primary's mbuf pool occupancy as a secondary process (perf/soak.py).
 // DPDK 22.11's /mempool/info telemetry has no in-use count, so the soak attaches here instead.
-//   mempool_probe POOL INTERVAL_S COUNT [LEAK] -- EAL args (--proc-type=secondary --file-prefix P ...)
+//   mempool_probe POOL INTERVAL_S COUNT [LEAK] -- EAL args (--proc-type=secondary --file-prefix P
+//   ...)
 // LEAK > 0 (self-test of the soak's leak detector): take LEAK mbufs from the pool every interval
 // and never give them back, as a leaking data plane would.
 // Prints one JSON line per interval: {"t":..,"in_use":..,"avail":..,"size":..}; COUNT 0 = forever
@@ -19,7 +20,9 @@
 
 namespace {
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 } // namespace
 
 int main(int argc, char** argv) {
@@ -39,7 +42,8 @@ int main(int argc, char** argv) {
     int eal_argc = argc - first_eal;
     char** eal_argv = argv + first_eal; // argv[first_eal] is "--": EAL takes it as its program name
     if (rte_eal_init(eal_argc, eal_argv) < 0) {
-        fprintf(stderr, "mempool_probe: EAL init failed (is the primary running with hugepages?)\n");
+        fprintf(stderr,
+                "mempool_probe: EAL init failed (is the primary running with hugepages?)\n");
         return 1;
     }
     signal(SIGINT, on_signal);

@@ -30,7 +30,9 @@
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 std::vector<std::vector<uint8_t>> read_pcap(const char* path) {
     std::vector<std::vector<uint8_t>> out;
@@ -79,25 +81,37 @@ int main(int argc, char** argv) {
     std::string pcap, txname, rxname;
     double rate = 0, warmup = 1, seconds = 3, link_timeout = 10;
     unsigned burst = 32;
-    static const option opts[] = {{"pcap", required_argument, nullptr, 'p'},
-                                  {"tx-port", required_argument, nullptr, 't'},
-                                  {"rx-port", required_argument, nullptr, 'r'},
-                                  {"rate", required_argument, nullptr, 'R'},
-                                  {"burst", required_argument, nullptr, 'b'},
-                                  {"warmup", required_argument, nullptr, 'w'},
-                                  {"seconds", required_argument, nullptr, 's'},
-                                  {nullptr, 0, nullptr, 0}};
+    static const option opts[] = {
+        {"pcap", required_argument, nullptr, 'p'},    {"tx-port", required_argument, nullptr, 't'},
+        {"rx-port", required_argument, nullptr, 'r'}, {"rate", required_argument, nullptr, 'R'},
+        {"burst", required_argument, nullptr, 'b'},   {"warmup", required_argument, nullptr, 'w'},
+        {"seconds", required_argument, nullptr, 's'}, {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         switch (o) {
-        case 'p': pcap = optarg; break;
-        case 't': txname = optarg; break;
-        case 'r': rxname = optarg; break;
-        case 'R': rate = atof(optarg); break;
-        case 'b': burst = static_cast<unsigned>(atoi(optarg)); break;
-        case 'w': warmup = atof(optarg); break;
-        case 's': seconds = atof(optarg); break;
-        default: return 2;
+        case 'p':
+            pcap = optarg;
+            break;
+        case 't':
+            txname = optarg;
+            break;
+        case 'r':
+            rxname = optarg;
+            break;
+        case 'R':
+            rate = atof(optarg);
+            break;
+        case 'b':
+            burst = static_cast<unsigned>(atoi(optarg));
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     burst = std::clamp(burst, 1u, 64u);
@@ -139,7 +153,7 @@ int main(int argc, char** argv) {
     const size_t max_stamps = rate > 0 ? static_cast<size_t>(rate * seconds * 1.2) + 1024 : 0;
     std::vector<uint64_t> tx_stamp; // per sent packet in the measured phase
     tx_stamp.reserve(max_stamps);
-    std::vector<uint32_t> lat;     // cycles
+    std::vector<uint32_t> lat; // cycles
     lat.reserve(max_stamps);
     uint64_t sent = 0, sent_warm = 0, recv = 0, tx_full = 0, alloc_fail = 0;
     uint64_t rx_meas0 = 0, rx_meas1 = 0, sent_meas_end = 0;
@@ -158,7 +172,8 @@ int main(int argc, char** argv) {
             for (uint16_t i = 0; i < n; ++i) {
                 uint64_t idx = recv + i;
                 if (rate > 0 && idx >= sent_warm && idx - sent_warm < tx_stamp.size())
-                    lat.push_back(static_cast<uint32_t>(std::min<uint64_t>(now - tx_stamp[idx - sent_warm], UINT32_MAX)));
+                    lat.push_back(static_cast<uint32_t>(
+                        std::min<uint64_t>(now - tx_stamp[idx - sent_warm], UINT32_MAX)));
             }
             recv += n;
             rte_pktmbuf_free_bulk(rx, n);

@@ -1,7 +1,8 @@
 // The ceiling for perf/bench.py: raw Intel ipsec-mb AES-128-GCM seal and open on one core, on a
 // flat buffer of exactly the ESP payload length a given frame size produces (inner IP packet +
 // ESP trailer, padded to 4). No DPDK, no mbufs, no ESP headers: what the cipher alone can do.
-//   raw_gcm SECONDS LEN [LEN...]   -> one JSON line per LEN: {"len":..,"seal_mops":..,"open_mops":..,"cycles_seal":..}
+//   raw_gcm SECONDS LEN [LEN...]   -> one JSON line per LEN:
+//   {"len":..,"seal_mops":..,"open_mops":..,"cycles_seal":..}
 #include <intel-ipsec-mb.h>
 #include <x86intrin.h>
 
@@ -13,7 +14,8 @@
 
 namespace {
 double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 } // namespace
 
@@ -45,9 +47,11 @@ int main(int argc, char** argv) {
             do {
                 for (int i = 0; i < 1024; ++i) {
                     if (dir == 0)
-                        IMB_AES128_GCM_ENC(mgr, &key, &ctx, buf.data(), buf.data(), len, iv, aad, 8, tag, 16);
+                        IMB_AES128_GCM_ENC(mgr, &key, &ctx, buf.data(), buf.data(), len, iv, aad, 8,
+                                           tag, 16);
                     else
-                        IMB_AES128_GCM_DEC(mgr, &key, &ctx, buf.data(), buf.data(), len, iv, aad, 8, tag, 16);
+                        IMB_AES128_GCM_DEC(mgr, &key, &ctx, buf.data(), buf.data(), len, iv, aad, 8,
+                                           tag, 16);
                     ++iv[11];
                 }
                 n += 1024;
