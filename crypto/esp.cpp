@@ -316,7 +316,10 @@ esp_outer_info esp_parse_outer(const rte_mbuf* m, uint16_t nat_t_port) noexcept 
     }
     if (total > len)
         return o;
-    if (rte_raw_cksum(p, ihl) != 0xffff) {
+    // A checksum the NIC or an earlier stage already verified is not summed again.
+    const bool verified =
+        (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+    if (!verified && rte_raw_cksum(p, ihl) != 0xffff) {
         o.status = esp_status::bad_outer_header;
         return o;
     }

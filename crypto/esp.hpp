@@ -70,8 +70,10 @@ struct esp_outer_info {
     uint16_t esp_len;    // ESP header to the end of the ICV (from the IP total length)
 };
 
-// Parses the outer IPv4 header at the start of the data. UDP to `nat_t_port` (host order;
-// 0 = plain ESP only) is ESP in UDP unless it is a NAT keepalive or carries IKE.
+// Parses the outer IPv4 header at the start of the data. The header checksum is skipped when
+// the mbuf says it was verified (RTE_MBUF_F_RX_IP_CKSUM_GOOD, set by a NIC or an earlier stage).
+// UDP to `nat_t_port` (host order; 0 = plain ESP only) is ESP in UDP unless it is a NAT keepalive
+// or carries IKE.
 esp_outer_info esp_parse_outer(const rte_mbuf* m, uint16_t nat_t_port = 4500) noexcept;
 
 // Decapsulation. Input: data starts at the outer IPv4 header, the SA already looked up from

@@ -184,6 +184,8 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
     fwd::ipv4_info ip;
     if (unlikely(fwd::parse_ipv4(data + l3_offset, len - l3_offset, ip) != fwd::parse_status::ok))
         return drop(m, drop::bad_ipv4);
+    // Later stages (ESP's outer header parse) need not sum the header again.
+    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_IP_CKSUM_MASK) | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
     // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
     rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));
     if (unlikely(bcast || is_martian_destination(ip.dst) || t_.is_directed_broadcast(ip.dst)))
@@ -255,6 +257,8 @@ void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n)
             drop(pkts[i], drop_for(st[i]));
             continue;
         }
+        // The inner header is new to us: its checksum is verified below, not inherited.
+        pkts[i]->ol_flags &= ~RTE_MBUF_F_RX_IP_CKSUM_MASK;
         const auto* data = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
         fwd::ipv4_info ip;
         if (unlikely(fwd::parse_ipv4(data, rte_pktmbuf_data_len(pkts[i]), ip) !=
