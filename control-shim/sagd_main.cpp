@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
             reporter.join();
         print_stats_line(*g_running);
         g_running = nullptr;
+        sagd::shim::unregister_telemetry();
         gw.value().reset();
         rte_mempool_free(pool);
     }

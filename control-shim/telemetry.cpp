@@ -1,6 +1,8 @@
 #include "control-shim/telemetry.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include <rte_mempool.h>
@@ -12,16 +14,28 @@ namespace sagd::shim {
 
 namespace {
 
-// DPDK 22.11 telemetry callbacks carry no user pointer: one gateway per process.
+// DPDK 22.11 telemetry callbacks carry no user pointer: one gateway per process. They run on
+// DPDK's telemetry thread, so the pointer is guarded: shutdown clears it before the gateway
+// goes away, and a query that comes later gets -EAGAIN instead of freed memory.
+std::shared_mutex g_lock;
 const dp::gateway* g_gw = nullptr;
+
+using endpoint = int (*)(const dp::gateway&, const char* params, rte_tel_data*);
+
+template <endpoint E> int guarded(const char*, const char* params, rte_tel_data* d) {
+    std::shared_lock lock(g_lock);
+    if (g_gw == nullptr)
+        return -EAGAIN;
+    return E(*g_gw, params, d);
+}
 
 void add_u64(rte_tel_data* d, const char* name, uint64_t v) {
     rte_tel_data_add_dict_u64(d, name, v);
 }
 
-int stats_cb(const char*, const char*, rte_tel_data* d) {
-    auto t = dp::sum_counters(*g_gw);
-    const auto& s = g_gw->slow_path();
+int stats_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
+    auto t = dp::sum_counters(gw);
+    const auto& s = gw.slow_path();
     rte_tel_data_start_dict(d);
     add_u64(d, "rx", t.rx);
     add_u64(d, "tx", t.tx);
@@ -32,8 +46,8 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
     add_u64(d, "drops", t.drops);
     rte_tel_data_add_dict_int(d, "in_flight", static_cast<int>(t.in_flight()));
     // Pool occupancy: a leak shows as in-use mbufs that keep growing at a steady rate.
-    add_u64(d, "mbufs_in_use", rte_mempool_in_use_count(g_gw->pool()));
-    add_u64(d, "mbufs_available", rte_mempool_avail_count(g_gw->pool()));
+    add_u64(d, "mbufs_in_use", rte_mempool_in_use_count(gw.pool()));
+    add_u64(d, "mbufs_available", rte_mempool_avail_count(gw.pool()));
     add_u64(d, "slow_punted_in", s.punted_in);
     add_u64(d, "slow_arp_in", s.arp_in);
     add_u64(d, "slow_arp_replies_sent", s.arp_replies_sent);
@@ -49,8 +63,8 @@ int stats_cb(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
-int drops_cb(const char*, const char*, rte_tel_data* d) {
-    auto t = dp::sum_counters(*g_gw);
+int drops_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
+    auto t = dp::sum_counters(gw);
     rte_tel_data_start_dict(d);
     for (unsigned i = 0; i < dp::n_drop_reasons; ++i)
         add_u64(d, dp::drop_infos[i].name, t.by_reason[i]);
@@ -67,9 +81,9 @@ void add_port(rte_tel_data* d, const dp::port_runtime& p, const dp::port_counter
     add_u64(d, "tx_bytes", c.tx_bytes);
 }
 
-int ports_cb(const char*, const char* params, rte_tel_data* d) {
-    auto t = dp::sum_counters(*g_gw);
-    const auto& ports = g_gw->tbl().ports;
+int ports_cb(const dp::gateway& gw, const char* params, rte_tel_data* d) {
+    auto t = dp::sum_counters(gw);
+    const auto& ports = gw.tbl().ports;
     rte_tel_data_start_dict(d);
     for (size_t i = 0; i < ports.size(); ++i) {
         if (params != nullptr && *params != '\0') {
@@ -89,18 +103,18 @@ int ports_cb(const char*, const char* params, rte_tel_data* d) {
     return params != nullptr && *params != '\0' ? -EINVAL : 0;
 }
 
-int tunnels_cb(const char*, const char*, rte_tel_data* d) {
+int tunnels_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
     rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
-    for (const auto& t : g_gw->tbl().tunnels)
+    for (const auto& t : gw.tbl().tunnels)
         if (rte_tel_data_add_array_string(d, t.name.c_str()) != 0)
             break; // more than RTE_TEL_MAX_ARRAY_ENTRIES: the list is truncated
     return 0;
 }
 
-int tunnel_cb(const char*, const char* params, rte_tel_data* d) {
+int tunnel_cb(const dp::gateway& gw, const char* params, rte_tel_data* d) {
     if (params == nullptr)
         return -EINVAL;
-    for (const auto& t : g_gw->tbl().tunnels) {
+    for (const auto& t : gw.tbl().tunnels) {
         if (t.name != params)
             continue;
         auto s = dp::read_tunnel(t);
@@ -126,9 +140,9 @@ int tunnel_cb(const char*, const char* params, rte_tel_data* d) {
     return -EINVAL;
 }
 
-int workers_cb(const char*, const char*, rte_tel_data* d) {
+int workers_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
-    for (const auto& w : g_gw->workers()) {
+    for (const auto& w : gw.workers()) {
         const auto& c = w->counters;
         rte_tel_data* x = rte_tel_data_alloc();
         if (x == nullptr)
@@ -149,11 +163,11 @@ int workers_cb(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
-int neighbours_cb(const char*, const char*, rte_tel_data* d) {
+int neighbours_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
-    const auto& ports = g_gw->tbl().ports;
+    const auto& ports = gw.tbl().ports;
     unsigned n = 0;
-    g_gw->neighbours().for_each([&](const fwd::neighbour_entry& e) {
+    gw.neighbours().for_each([&](const fwd::neighbour_entry& e) {
         if (++n > RTE_TEL_MAX_DICT_ENTRIES)
             return;
         auto v = e.read();
@@ -170,19 +184,29 @@ int neighbours_cb(const char*, const char*, rte_tel_data* d) {
 } // namespace
 
 void register_telemetry(const dp::gateway& gw) {
-    g_gw = &gw;
-    rte_telemetry_register_cmd("/sagd/stats", stats_cb,
+    {
+        std::unique_lock lock(g_lock);
+        g_gw = &gw;
+    }
+    rte_telemetry_register_cmd("/sagd/stats", guarded<stats_cb>,
                                "sagd totals, balance and slow-path counters. No parameters");
-    rte_telemetry_register_cmd("/sagd/drops", drops_cb, "sagd drops per reason. No parameters");
-    rte_telemetry_register_cmd("/sagd/ports", ports_cb,
+    rte_telemetry_register_cmd("/sagd/drops", guarded<drops_cb>,
+                               "sagd drops per reason. No parameters");
+    rte_telemetry_register_cmd("/sagd/ports", guarded<ports_cb>,
                                "sagd port counters. Parameter: port name (optional)");
-    rte_telemetry_register_cmd("/sagd/tunnels", tunnels_cb, "sagd tunnel names. No parameters");
-    rte_telemetry_register_cmd("/sagd/tunnel", tunnel_cb,
+    rte_telemetry_register_cmd("/sagd/tunnels", guarded<tunnels_cb>,
+                               "sagd tunnel names. No parameters");
+    rte_telemetry_register_cmd("/sagd/tunnel", guarded<tunnel_cb>,
                                "one tunnel's counters. Parameter: tunnel name");
-    rte_telemetry_register_cmd("/sagd/workers", workers_cb,
+    rte_telemetry_register_cmd("/sagd/workers", guarded<workers_cb>,
                                "sagd workers: busy ratio, cycles per packet. No parameters");
-    rte_telemetry_register_cmd("/sagd/neighbours", neighbours_cb,
+    rte_telemetry_register_cmd("/sagd/neighbours", guarded<neighbours_cb>,
                                "sagd ARP table (first 256 entries). No parameters");
+}
+
+void unregister_telemetry() {
+    std::unique_lock lock(g_lock);
+    g_gw = nullptr;
 }
 
 } // namespace sagd::shim

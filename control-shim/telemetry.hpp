@@ -14,5 +14,7 @@ namespace sagd::shim {
 
 // Registers the endpoints for `gw` (one gateway per process; call before gw runs).
 void register_telemetry(const dp::gateway& gw);
+// Detaches the endpoints (they answer -EAGAIN) so the gateway can be destroyed.
+void unregister_telemetry();
 
 } // namespace sagd::shim
