@@ -124,14 +124,12 @@ gateway::~gateway() {
     if (tables_)
         stop_ports(tables_->ports);
     for (auto& w : workers_) {
-        rte_mbuf* m;
         handoff_msg h;
         while (rte_ring_dequeue_elem(w->handoff, &h, sizeof(h)) == 0)
             rte_pktmbuf_free(h.m);
         inject_msg i;
         while (rte_ring_dequeue_elem(w->inject, &i, sizeof(i)) == 0)
             rte_pktmbuf_free(i.m);
-        (void)m;
         rte_ring_free(w->handoff);
         rte_ring_free(w->inject);
     }
