@@ -55,35 +55,32 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
     auto ports = start_ports(cfg.ports, cfg.workers, pool);
     if (!ports)
         return ports.err();
-    auto tbl = build_tables(cfg, std::move(ports.value()), engine);
-    if (!tbl)
+    auto tbl = build_tables(cfg, ports.value(), engine);
+    if (!tbl) {
+        stop_ports(ports.value());
         return tbl.err();
+    }
+    // From here on the destructor stops the ports and frees what was made.
     gw->tables_ = std::move(tbl.value());
     const tables& t = *gw->tables_;
 
     auto neigh = fwd::neighbour_table::create();
-    if (!neigh) {
-        stop_ports(t.ports);
+    if (!neigh)
         return error{"neighbours: " + neigh.err().message};
-    }
     gw->neighbours_ = std::move(neigh.value());
     for (const auto& n : cfg.neighbours) {
         for (size_t i = 0; i < t.ports.size(); ++i) {
             if (t.ports[i].name != n.port)
                 continue;
             auto st = gw->neighbours_->add_static(static_cast<uint16_t>(i), n.address, n.mac);
-            if (!st) {
-                stop_ports(t.ports);
+            if (!st)
                 return error{"neighbours: " + st.err().message};
-            }
         }
     }
 
     gw->punt_ = make_ring("sagd_punt", punt_ring_size, RING_F_SC_DEQ);
-    if (gw->punt_ == nullptr) {
-        stop_ports(t.ports);
+    if (gw->punt_ == nullptr)
         return error{"cannot create the slow-path ring: " + std::string(rte_strerror(rte_errno))};
-    }
 
     // Workers and their rx queues: queue q of every port goes to worker q; ports with fewer
     // queues than workers leave the last workers only SA hand-offs to do for that port.
@@ -94,14 +91,13 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
             make_ring("sagd_handoff_" + std::to_string(w), handoff_ring_size, RING_F_SC_DEQ);
         ctx->inject = make_ring("sagd_inject_" + std::to_string(w), inject_ring_size,
                                 RING_F_SP_ENQ | RING_F_SC_DEQ);
-        if (ctx->handoff == nullptr || ctx->inject == nullptr) {
-            stop_ports(t.ports);
-            return error{"cannot create worker rings: " + std::string(rte_strerror(rte_errno))};
-        }
+        bool rings_ok = ctx->handoff != nullptr && ctx->inject != nullptr;
         for (uint8_t p = 0; p < t.ports.size(); ++p)
             if (w < t.ports[p].n_rx_queues)
                 ctx->rx_queues.push_back({p, static_cast<uint16_t>(w)});
         gw->workers_.push_back(std::move(ctx));
+        if (!rings_ok)
+            return error{"cannot create worker rings: " + std::string(rte_strerror(rte_errno))};
     }
     for (auto& l : gw->tx_locks_.locks)
         rte_spinlock_init(&l);
@@ -109,10 +105,8 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
     size_t qsbr_size = rte_rcu_qsbr_get_memsize(cfg.workers);
     gw->qsbr_ =
         static_cast<rte_rcu_qsbr*>(rte_zmalloc("sagd_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
-    if (gw->qsbr_ == nullptr || rte_rcu_qsbr_init(gw->qsbr_, cfg.workers) != 0) {
-        stop_ports(t.ports);
+    if (gw->qsbr_ == nullptr || rte_rcu_qsbr_init(gw->qsbr_, cfg.workers) != 0)
         return error{"cannot create the RCU state"};
-    }
     for (unsigned w = 0; w < cfg.workers; ++w)
         rte_rcu_qsbr_thread_register(gw->qsbr_, w);
     gw->neighbours_->attach_qsbr(gw->qsbr_);
@@ -125,10 +119,10 @@ gateway::~gateway() {
         stop_ports(tables_->ports);
     for (auto& w : workers_) {
         handoff_msg h;
-        while (rte_ring_dequeue_elem(w->handoff, &h, sizeof(h)) == 0)
+        while (w->handoff != nullptr && rte_ring_dequeue_elem(w->handoff, &h, sizeof(h)) == 0)
             rte_pktmbuf_free(h.m);
         inject_msg i;
-        while (rte_ring_dequeue_elem(w->inject, &i, sizeof(i)) == 0)
+        while (w->inject != nullptr && rte_ring_dequeue_elem(w->inject, &i, sizeof(i)) == 0)
             rte_pktmbuf_free(i.m);
         rte_ring_free(w->handoff);
         rte_ring_free(w->inject);
