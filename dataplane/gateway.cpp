@@ -39,6 +39,12 @@ int worker_trampoline(void* arg) {
     return pair->first->worker_main(*pair->second);
 }
 
+rte_ether_addr to_ether(const fwd::mac_bytes& b) {
+    rte_ether_addr a;
+    std::copy(b.begin(), b.end(), a.addr_bytes);
+    return a;
+}
+
 fwd::mac_bytes to_bytes(const rte_ether_addr& a) {
     fwd::mac_bytes b;
     std::copy(std::begin(a.addr_bytes), std::end(a.addr_bytes), b.begin());
@@ -225,9 +231,7 @@ void gateway::handle_arp(rte_mbuf* m, uint8_t port, uint64_t now) {
     if (learned && (learned.value() == fwd::learn_outcome::created ||
                     learned.value() == fwd::learn_outcome::updated ||
                     learned.value() == fwd::learn_outcome::refreshed)) {
-        rte_ether_addr mac;
-        std::copy(arp.sender_mac.begin(), arp.sender_mac.end(), mac.addr_bytes);
-        release_held(port, arp.sender_ip, mac);
+        release_held(port, arp.sender_ip, to_ether(arp.sender_mac));
     }
     if (for_us && arp.op == fwd::arp_op_request &&
         fwd::arp_reply_in_place(data, rte_pktmbuf_data_len(m), to_bytes(p.mac), p.address)) {
@@ -243,11 +247,9 @@ void gateway::handle_resolve(const punt_msg& msg, uint64_t now) {
     if (const auto* e = neighbours_->lookup(msg.port, msg.addr); e != nullptr) {
         auto v = e->read();
         if (v.usable()) {
-            rte_ether_addr mac;
-            std::copy(v.mac.begin(), v.mac.end(), mac.addr_bytes);
             held_.push_back({msg.m, msg.port, msg.addr, now});
             ++slow_.held;
-            release_held(msg.port, msg.addr, mac);
+            release_held(msg.port, msg.addr, to_ether(v.mac));
             return;
         }
     }

@@ -13,8 +13,7 @@ std::string tunnel_label(const tunnel_config& t) {
 }
 
 bool in_subnet(ipv4_addr a, ipv4_addr net, uint8_t len) {
-    ipv4_addr mask = len == 0 ? 0 : ~((ipv4_addr{1} << (32 - len)) - 1);
-    return (a & mask) == (net & mask);
+    return (a & prefix_mask(len)) == (net & prefix_mask(len));
 }
 
 crypto::cipher_kind to_cipher(aead_cipher c) {
@@ -127,10 +126,9 @@ result<std::unique_ptr<tables>> build_tables(const config& cfg, std::vector<port
     };
     for (size_t i = 0; i < t->ports.size(); ++i) {
         const auto& p = t->ports[i];
-        ipv4_addr mask = p.prefix_len == 0 ? 0 : ~((ipv4_addr{1} << (32 - p.prefix_len)) - 1);
         fwd::next_hop conn{fwd::next_hop_kind::connected, static_cast<uint16_t>(i), 0, 0};
-        if (auto st =
-                add_route(p.address & mask, p.prefix_len, fwd::route_origin::connected, conn, 0);
+        if (auto st = add_route(p.address & prefix_mask(p.prefix_len), p.prefix_len,
+                                fwd::route_origin::connected, conn, 0);
             !st)
             return error{"port '" + p.name + "': connected route: " + st.err().message};
         fwd::next_hop local{fwd::next_hop_kind::local, static_cast<uint16_t>(i), 0, 0};

@@ -36,9 +36,10 @@ struct tunnel_runtime {
     std::vector<std::unique_ptr<crypto::inbound_sa>> inbound;
 };
 
-struct inbound_ref { // what the SPI map's value points back to
-    uint32_t tunnel = 0;
-};
+// Network mask of a prefix length 0..32, host byte order.
+constexpr ipv4_addr prefix_mask(uint8_t len) noexcept {
+    return len == 0 ? 0 : ~((ipv4_addr{1} << (32 - len)) - 1);
+}
 
 struct tables {
     std::vector<port_runtime> ports;
@@ -60,7 +61,7 @@ struct tables {
     // The broadcast address of a connected subnet (RFC 1812 5.3.5.2: not forwarded by default).
     bool is_directed_broadcast(ipv4_addr a) const noexcept {
         for (const auto& p : ports) {
-            ipv4_addr host = p.prefix_len >= 31 ? 0 : (ipv4_addr{1} << (32 - p.prefix_len)) - 1;
+            ipv4_addr host = p.prefix_len >= 31 ? 0 : ~prefix_mask(p.prefix_len);
             if (host != 0 && (a & host) == host && (a & ~host) == (p.address & ~host))
                 return true;
         }

@@ -87,6 +87,12 @@ class worker_loop {
         rte_pktmbuf_free(m);
         c_.count_drop(reason);
     }
+    // The packet is counted under `reason`; the slow path quotes it in an ICMP error (RFC 1812
+    // 4.3.2), rate-limited, and frees it.
+    void drop_with_icmp(rte_mbuf* m, punt_reason icmp, dp::drop reason, uint16_t mtu = 0) noexcept {
+        punt(m, icmp, 0, icmp_source(m), mtu);
+        c_.count_drop(reason);
+    }
     ipv4_addr icmp_source(const rte_mbuf* m) const noexcept {
         const auto& p = t_.ports[t_.port_index_by_id[m->port]];
         return p.role == port_role::lan ? p.address : t_.icmp_source;
@@ -284,8 +290,7 @@ void worker_loop::forward(packet_list& in) noexcept {
         const fwd::next_hop& hop = t_.next_hops.get(static_cast<uint32_t>(nh[i]));
         switch (hop.kind) {
         case fwd::next_hop_kind::drop:
-            punt(m, punt_reason::net_unreachable, 0, icmp_source(m));
-            c_.count_drop(drop::no_route);
+            drop_with_icmp(m, punt_reason::net_unreachable, drop::no_route);
             continue;
         case fwd::next_hop_kind::local:
             drop(m, drop::local_unhandled);
@@ -294,36 +299,24 @@ void worker_loop::forward(packet_list& in) noexcept {
             break;
         }
         if (!fwd::ipv4_decrement_ttl(reinterpret_cast<uint8_t*>(ip))) {
-            punt(m, punt_reason::ttl_exceeded, 0, icmp_source(m));
-            c_.count_drop(drop::ttl_exceeded);
+            drop_with_icmp(m, punt_reason::ttl_exceeded, drop::ttl_exceeded);
             continue;
         }
-        uint16_t len = rte_pktmbuf_pkt_len(m);
-        bool df = (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) != 0;
-        if (hop.kind == fwd::next_hop_kind::tunnel) {
-            const auto& tun = t_.tunnels[hop.tunnel];
-            uint16_t wan_mtu = t_.ports[tun.port_index].mtu;
-            if (unlikely(len + tun.overhead > wan_mtu)) {
-                if (df) {
-                    punt(m, punt_reason::frag_needed, 0, icmp_source(m),
-                         static_cast<uint16_t>(wan_mtu - tun.overhead));
-                    c_.count_drop(drop::mtu_exceeded);
-                } else {
-                    drop(m, drop::mtu_exceeded);
-                }
-                continue;
-            }
+        // The MTU the inner packet must fit: a tunnel's WAN MTU less what ESP adds.
+        const bool via_tunnel = hop.kind == fwd::next_hop_kind::tunnel;
+        const uint16_t mtu =
+            via_tunnel ? static_cast<uint16_t>(t_.ports[t_.tunnels[hop.tunnel].port_index].mtu -
+                                               t_.tunnels[hop.tunnel].overhead)
+                       : t_.ports[hop.port].mtu;
+        if (unlikely(rte_pktmbuf_pkt_len(m) > mtu)) {
+            if ((ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) != 0)
+                drop_with_icmp(m, punt_reason::frag_needed, drop::mtu_exceeded, mtu);
+            else
+                drop(m, drop::mtu_exceeded); // fragmentation is not implemented
+            continue;
+        }
+        if (via_tunnel) {
             encap_list_.push(m, hop.tunnel);
-            continue;
-        }
-        uint16_t mtu = t_.ports[hop.port].mtu;
-        if (unlikely(len > mtu)) {
-            if (df) {
-                punt(m, punt_reason::frag_needed, 0, icmp_source(m), mtu);
-                c_.count_drop(drop::mtu_exceeded);
-            } else {
-                drop(m, drop::mtu_exceeded);
-            }
             continue;
         }
         ipv4_addr next = hop.kind == fwd::next_hop_kind::gateway ? hop.gateway : dst[i];
