@@ -26,6 +26,7 @@ template <endpoint E> int guarded(const char*, const char* params, rte_tel_data*
     std::shared_lock lock(g_lock);
     if (g_gw == nullptr)
         return -EAGAIN;
+    std::shared_lock tables_lock(g_gw->readers_mutex()); // the snapshot stays while we look
     return E(*g_gw, params, d);
 }
 
@@ -106,7 +107,7 @@ int ports_cb(const dp::gateway& gw, const char* params, rte_tel_data* d) {
 int tunnels_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
     rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
     for (const auto& t : gw.tbl().tunnels)
-        if (rte_tel_data_add_array_string(d, t.name.c_str()) != 0)
+        if (t && rte_tel_data_add_array_string(d, t->name.c_str()) != 0)
             break; // more than RTE_TEL_MAX_ARRAY_ENTRIES: the list is truncated
     return 0;
 }
@@ -114,10 +115,9 @@ int tunnels_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
 int tunnel_cb(const dp::gateway& gw, const char* params, rte_tel_data* d) {
     if (params == nullptr)
         return -EINVAL;
-    for (const auto& t : gw.tbl().tunnels) {
-        if (t.name != params)
-            continue;
-        auto s = dp::read_tunnel(t);
+    if (const dp::tunnel_runtime* tp = gw.tbl().find_tunnel(params)) {
+        const auto& t = *tp;
+        auto s = dp::read_tunnel(t, gw.writer().retired(t.name));
         rte_tel_data_start_dict(d);
         rte_tel_data_add_dict_string(d, "peer", format_ipv4(t.peer).c_str());
         rte_tel_data_add_dict_string(d, "encap", t.udp ? "esp-udp" : "esp");

@@ -4,6 +4,8 @@
 
 #include <time.h>
 
+#include <mutex>
+
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
@@ -54,20 +56,23 @@ fwd::mac_bytes to_bytes(const rte_ether_addr& a) {
 } // namespace
 
 result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool* pool,
-                                                 crypto::engine_kind engine) {
+                                                 crypto::engine_kind engine,
+                                                 const table_limits& limits) {
     std::unique_ptr<gateway> gw(new gateway());
     gw->pool_ = pool;
 
     auto ports = start_ports(cfg.ports, cfg.workers, pool);
     if (!ports)
         return ports.err();
-    auto tbl = build_tables(cfg, ports.value(), engine);
-    if (!tbl) {
+    auto writer = table_writer::create(cfg, ports.value(), engine, limits);
+    if (!writer) {
         stop_ports(ports.value());
-        return tbl.err();
+        return writer.err();
     }
     // From here on the destructor stops the ports and frees what was made.
-    gw->tables_ = std::move(tbl.value());
+    gw->writer_ = std::move(writer.value());
+    gw->tables_ = gw->writer_->take_initial();
+    gw->current_.store(gw->tables_.get(), std::memory_order_release);
     const tables& t = *gw->tables_;
 
     auto neigh = fwd::neighbour_table::create();
@@ -122,7 +127,7 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
 
 gateway::~gateway() {
     if (tables_)
-        stop_ports(tables_->ports);
+        stop_ports(tbl().ports);
     for (auto& w : workers_) {
         handoff_msg h;
         while (w->handoff != nullptr && rte_ring_dequeue_elem(w->handoff, &h, sizeof(h)) == 0)
@@ -144,7 +149,43 @@ gateway::~gateway() {
     rte_free(qsbr_);
 }
 
-status gateway::run() {
+std::optional<change_failure> gateway::apply(const change_set& changes) {
+    auto prepared = writer_->prepare(changes);
+    if (auto* f = std::get_if<change_failure>(&prepared))
+        return std::move(*f);
+    std::unique_ptr<tables> next = std::move(std::get<table_writer::prepared>(prepared).snapshot);
+    // Static neighbours first: they are needed by the new routes and harm nothing if the
+    // publish below never happened (it cannot fail from here on).
+    for (const auto& n : changes.put_neighbours)
+        for (size_t i = 0; i < next->ports.size(); ++i)
+            if (next->ports[i].name == n.port)
+                (void)neighbours_->add_static(static_cast<uint16_t>(i), n.address, n.mac);
+    writer_->publish_fib(*next);
+    current_.store(next.get(), std::memory_order_release);
+    writer_->set_current(next.get());
+    // Every worker that could still hold the old snapshot reports quiescence once per loop
+    // (a few microseconds); offline workers (stopped, or tests stepping them) do not count.
+    rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+    std::unique_ptr<tables> old;
+    {
+        std::unique_lock lock(readers_mu_);
+        old = std::move(tables_);
+        tables_ = std::move(next);
+        writer_->finish(*old);
+        old.reset(); // frees tunnels and SAs only the old snapshot used
+    }
+    ++changes_applied_;
+    return std::nullopt;
+}
+
+size_t gateway::flush_neighbours() {
+    uint32_t before = neighbours_->size();
+    for (size_t i = 0; i < tbl().ports.size(); ++i)
+        neighbours_->flush(static_cast<uint16_t>(i));
+    return before - neighbours_->size();
+}
+
+status gateway::run(const std::function<bool(uint64_t now_ms)>& control) {
     unsigned lcores = rte_lcore_count();
     if (workers_.size() + 1 > lcores)
         return error{"workers: " + std::to_string(workers_.size()) + " workers need " +
@@ -162,7 +203,10 @@ status gateway::run() {
     }
     while (!stopping()) {
         uint64_t now = now_ms();
-        if (!slow_path_poll(now)) {
+        bool busy = slow_path_poll(now);
+        if (control)
+            busy |= control(now);
+        if (!busy) {
             timespec ts{0, 200'000}; // idle: 200 us keeps ARP and ICMP latency well below 1 ms
             nanosleep(&ts, nullptr);
         }
@@ -216,7 +260,7 @@ bool gateway::slow_path_poll(uint64_t now) {
 
 void gateway::handle_arp(rte_mbuf* m, uint8_t port, uint64_t now) {
     ++slow_.arp_in;
-    const port_runtime& p = tables_->ports[port];
+    const port_runtime& p = tbl().ports[port];
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
     fwd::arp_info arp;
     if (fwd::parse_arp(data + sizeof(rte_ether_hdr),
@@ -268,7 +312,7 @@ void gateway::handle_resolve(const punt_msg& msg, uint64_t now) {
 }
 
 void gateway::release_held(uint8_t port, ipv4_addr addr, const rte_ether_addr& mac) {
-    const port_runtime& p = tables_->ports[port];
+    const port_runtime& p = tbl().ports[port];
     size_t kept = 0;
     for (auto& h : held_) {
         if (h.port != port || h.addr != addr) {
@@ -341,13 +385,13 @@ void gateway::handle_icmp_error(const punt_msg& msg) {
         return;
     }
     rte_pktmbuf_trim(m, static_cast<uint16_t>(fwd::icmp_error_max_len - built.length));
-    m->port = tables_->ports.empty() ? 0 : tables_->ports[0].port_id;
+    m->port = tbl().ports.empty() ? 0 : tbl().ports[0].port_id;
     if (inject(m, inject_kind::forward, 0))
         ++slow_.icmp_errors_sent;
 }
 
 void gateway::send_arp_request(uint8_t port, ipv4_addr target) {
-    const port_runtime& p = tables_->ports[port];
+    const port_runtime& p = tbl().ports[port];
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (m == nullptr) {
         ++slow_.dropped;

@@ -3,7 +3,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <shared_mutex>
 #include <vector>
 
 #include <rte_mempool.h>
@@ -13,6 +16,7 @@
 
 #include "dataplane/counters.hpp"
 #include "dataplane/rings.hpp"
+#include "dataplane/table_writer.hpp"
 #include "dataplane/tables.hpp"
 #include "forwarding/neighbour.hpp"
 #include "forwarding/rate_limiter.hpp"
@@ -59,17 +63,31 @@ struct worker_context {
 class gateway {
   public:
     static result<std::unique_ptr<gateway>> create(const config& cfg, rte_mempool* pool,
-                                                   crypto::engine_kind engine);
+                                                   crypto::engine_kind engine,
+                                                   const table_limits& limits = {});
     ~gateway();
 
-    // Launches workers on the EAL worker lcores, then runs the slow path on the calling (main)
-    // lcore until stop() (signal-safe) is called. Returns after every worker has exited, or
-    // at once with an error when EAL has too few lcores for the workers.
-    status run();
+    // Launches workers on the EAL worker lcores, then runs the control thread on the calling
+    // (main) lcore until stop() (signal-safe) is called: the slow path, and `control` (the
+    // runtime API, FPM; it returns true when it did work) between its passes. Returns after
+    // every worker has exited, or at once with an error when EAL has too few lcores.
+    status run(const std::function<bool(uint64_t now_ms)>& control = {});
     void stop() noexcept { stopping_.store(true, std::memory_order_relaxed); }
     bool stopping() const noexcept { return stopping_.load(std::memory_order_relaxed); }
 
-    const tables& tbl() const noexcept { return *tables_; }
+    // The published tables. Control thread: always valid. Other threads (telemetry) hold
+    // readers_mutex() shared while they look, so the snapshot is not retired under them.
+    const tables& tbl() const noexcept { return *current_.load(std::memory_order_acquire); }
+    std::shared_mutex& readers_mutex() const noexcept { return readers_mu_; }
+    const table_writer& writer() const noexcept { return *writer_; }
+
+    // Applies a change as one: builds the new tables (all or nothing), publishes them with one
+    // pointer store, waits for every worker to pass a quiescent state, then frees what the old
+    // tables alone used. Control thread only. Returns the failure, or nothing on success.
+    std::optional<change_failure> apply(const change_set& changes);
+    // Flushes dynamic neighbours (static ones stay). Control thread only.
+    size_t flush_neighbours();
+    uint64_t changes_applied() const noexcept { return changes_applied_; }
     const std::vector<std::unique_ptr<worker_context>>& workers() const noexcept {
         return workers_;
     }
@@ -99,7 +117,11 @@ class gateway {
     void expire_held(uint64_t now_ms);
     bool inject(rte_mbuf* m, inject_kind kind, uint8_t port) noexcept;
 
-    std::unique_ptr<tables> tables_;
+    std::unique_ptr<table_writer> writer_;
+    std::unique_ptr<tables> tables_;              // owns the published snapshot
+    std::atomic<const tables*> current_{nullptr}; // what workers load once per iteration
+    mutable std::shared_mutex readers_mu_;
+    uint64_t changes_applied_ = 0;
     std::unique_ptr<fwd::neighbour_table> neighbours_;
     std::vector<std::unique_ptr<worker_context>> workers_;
     rte_mempool* pool_ = nullptr;

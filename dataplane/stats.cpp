@@ -26,13 +26,27 @@ totals sum_counters(const gateway& gw) noexcept {
     return t;
 }
 
-tunnel_stats read_tunnel(const tunnel_runtime& t) noexcept {
+tunnel_stats read_tunnel(const tunnel_runtime& t, const retired_sa_counters* retired) noexcept {
     tunnel_stats s;
+    if (retired != nullptr) {
+        s.tx_packets = retired->tx_packets;
+        s.tx_bytes = retired->tx_bytes;
+        s.encrypt_errors = retired->encrypt_errors;
+        s.seq_exhausted = retired->seq_exhausted;
+        s.rx_packets = retired->rx_packets;
+        s.rx_bytes = retired->rx_bytes;
+        s.decrypt_errors = retired->decrypt_errors;
+        s.icv_fail = retired->icv_fail;
+        s.replay = retired->replay;
+        s.bad_padding = retired->bad_padding;
+        s.bad_next_header = retired->bad_next_header;
+        s.malformed = retired->malformed;
+    }
     if (t.outbound) {
-        s.tx_packets = t.outbound->packets;
-        s.tx_bytes = t.outbound->bytes;
-        s.encrypt_errors = t.outbound->errors;
-        s.seq_exhausted = t.outbound->seq_exhausted;
+        s.tx_packets += t.outbound->packets;
+        s.tx_bytes += t.outbound->bytes;
+        s.encrypt_errors += t.outbound->errors;
+        s.seq_exhausted += t.outbound->seq_exhausted;
         s.outbound_seq = t.outbound->seq;
     }
     for (const auto& in : t.inbound) {

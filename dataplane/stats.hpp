@@ -34,6 +34,8 @@ struct tunnel_stats {
     uint64_t outbound_seq = 0;
 };
 
-tunnel_stats read_tunnel(const tunnel_runtime& t) noexcept;
+// A tunnel's figures: its live SAs plus (when given) the SAs it retired (rekey, replace).
+tunnel_stats read_tunnel(const tunnel_runtime& t,
+                         const retired_sa_counters* retired = nullptr) noexcept;
 
 } // namespace sagd::dp

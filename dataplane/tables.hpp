@@ -23,8 +23,13 @@
 
 namespace sagd::dp {
 
+// A tunnel as workers see it. Immutable once published, except the SAs' hot state, which only
+// the owner worker writes. SAs are shared so that a replaced tunnel object (new route MTU,
+// new peer port, a rekey) keeps the SAs whose parameters did not change, with their sequence
+// numbers and replay windows.
 struct tunnel_runtime {
     std::string name;
+    uint32_t id = 0;         // index in tables::tunnels; stable for the tunnel's life
     uint16_t port_index = 0; // WAN port (index into tables::ports)
     ipv4_addr local = 0;
     ipv4_addr peer = 0;
@@ -32,8 +37,8 @@ struct tunnel_runtime {
     unsigned owner = 0;     // the worker that owns this tunnel's SAs (single writer)
     uint16_t overhead = 0;  // worst-case bytes ESP adds (outer IP, UDP, ESP, IV, pad, ICV)
     bool udp = false;
-    std::unique_ptr<crypto::outbound_sa> outbound;
-    std::vector<std::unique_ptr<crypto::inbound_sa>> inbound;
+    std::shared_ptr<crypto::outbound_sa> outbound;
+    std::vector<std::shared_ptr<crypto::inbound_sa>> inbound;
 };
 
 // Network mask of a prefix length 0..32, host byte order.
@@ -41,17 +46,29 @@ constexpr ipv4_addr prefix_mask(uint8_t len) noexcept {
     return len == 0 ? 0 : ~((ipv4_addr{1} << (32 - len)) - 1);
 }
 
+// One published snapshot of everything workers read. Immutable once published: a change
+// builds a new snapshot (sharing the unchanged tunnel objects), publishes it with one pointer
+// store, and frees the old one after an RCU grace period (see gateway::apply).
 struct tables {
     std::vector<port_runtime> ports;
     std::array<uint8_t, RTE_MAX_ETHPORTS> port_index_by_id{};
-    std::vector<tunnel_runtime> tunnels;
-    std::unique_ptr<fwd::fib4> fib;
-    fwd::next_hop_table next_hops;
-    std::unique_ptr<crypto::inbound_sa_map> sa_map;
+    std::vector<std::shared_ptr<const tunnel_runtime>> tunnels; // by id; null: free id
+    rte_fib* fib = nullptr;                                     // the published FIB copy
+    const fwd::next_hop_table* next_hops = nullptr;
+    std::shared_ptr<const crypto::inbound_sa_map> sa_map;
     std::bitset<65536> natt_ports; // UDP destination ports that carry ESP-in-UDP
     unsigned workers = 1;
     ipv4_addr icmp_source = 0; // source of ICMP errors about decapsulated traffic
 
+    const tunnel_runtime* tunnel(uint32_t id) const noexcept {
+        return id < tunnels.size() ? tunnels[id].get() : nullptr;
+    }
+    const tunnel_runtime* find_tunnel(const std::string& name) const noexcept {
+        for (const auto& t : tunnels)
+            if (t && t->name == name)
+                return t.get();
+        return nullptr;
+    }
     bool is_own_address(ipv4_addr a) const noexcept {
         for (const auto& p : ports)
             if (p.address == a)
@@ -68,10 +85,5 @@ struct tables {
         return false;
     }
 };
-
-// Builds the tables from a validated config and the started ports. Fails (changing nothing)
-// when a reference cannot be resolved.
-result<std::unique_ptr<tables>> build_tables(const config& cfg, std::vector<port_runtime> ports,
-                                             crypto::engine_kind engine);
 
 } // namespace sagd::dp

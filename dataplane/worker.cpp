@@ -57,7 +57,7 @@ struct packet_list {
 class worker_loop {
   public:
     worker_loop(gateway& gw, worker_context& w, rte_ring* punt, tx_locks& locks) noexcept
-        : gw_(gw), t_(gw.tbl()), w_(w), c_(w.counters), neigh_(gw.neighbours()), punt_(punt),
+        : gw_(gw), t_(&gw.tbl()), w_(w), c_(w.counters), neigh_(gw.neighbours()), punt_(punt),
           locks_(locks) {}
 
     void run() noexcept;
@@ -94,12 +94,12 @@ class worker_loop {
         c_.count_drop(reason);
     }
     ipv4_addr icmp_source(const rte_mbuf* m) const noexcept {
-        const auto& p = t_.ports[t_.port_index_by_id[m->port]];
-        return p.role == port_role::lan ? p.address : t_.icmp_source;
+        const auto& p = t_->ports[t_->port_index_by_id[m->port]];
+        return p.role == port_role::lan ? p.address : t_->icmp_source;
     }
 
     gateway& gw_;
-    const tables& t_;
+    const tables* t_; // the published tables, loaded once per iteration
     worker_context& w_;
     worker_counters& c_;
     const fwd::neighbour_table& neigh_;
@@ -129,11 +129,13 @@ void worker_loop::run() noexcept {
 
 void worker_loop::poll() noexcept {
     ++iteration_; // invalidates the neighbour cache
+    // The tables stay valid until this iteration ends with the quiescent report below.
+    t_ = &gw_.tbl();
     std::array<rte_mbuf*, burst_size> pkts;
     uint64_t start = rte_rdtsc();
     uint64_t before = c_.rx + c_.handoff_in + c_.injected;
     for (const auto& q : w_.rx_queues) {
-        uint16_t n = rte_eth_rx_burst(t_.ports[q.port].port_id, q.queue, pkts.data(), burst_size);
+        uint16_t n = rte_eth_rx_burst(t_->ports[q.port].port_id, q.queue, pkts.data(), burst_size);
         if (n != 0)
             on_rx(q.port, pkts.data(), n);
     }
@@ -166,7 +168,7 @@ void worker_loop::on_rx(uint8_t port, rte_mbuf** pkts, unsigned n) noexcept {
 }
 
 void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
-    const port_runtime& p = t_.ports[port];
+    const port_runtime& p = t_->ports[port];
     if (unlikely(m->nb_segs != 1))
         return drop(m, drop::bad_l2);
     auto* data = rte_pktmbuf_mtod(m, uint8_t*);
@@ -194,16 +196,16 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
     m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_IP_CKSUM_MASK) | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
     // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
     rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));
-    if (unlikely(bcast || is_martian_destination(ip.dst) || t_.is_directed_broadcast(ip.dst)))
+    if (unlikely(bcast || is_martian_destination(ip.dst) || t_->is_directed_broadcast(ip.dst)))
         return drop(m, drop::multicast);
 
-    if (ip.dst == p.address || t_.is_own_address(ip.dst)) {
+    if (ip.dst == p.address || t_->is_own_address(ip.dst)) {
         if (ip.more_fragments || ip.fragment_offset != 0)
             return drop(m, drop::fragment_to_us);
         if (p.role == port_role::wan && ip.dst == p.address &&
             (ip.protocol == IPPROTO_ESP ||
              (ip.protocol == IPPROTO_UDP && ip.total_length >= ip.header_len + 4u &&
-              t_.natt_ports.test(udp_dst_port(data + l3_offset + ip.header_len))))) {
+              t_->natt_ports.test(udp_dst_port(data + l3_offset + ip.header_len))))) {
             rte_pktmbuf_adj(m, l3_offset);
             decap_list_.push(m);
             return;
@@ -232,13 +234,13 @@ void worker_loop::decap(packet_list& in) noexcept {
         rte_mbuf* m = in.pkts[i];
         crypto::inbound_sa* sa = nullptr;
         dp::drop reason{};
-        if (!lookup_inbound(t_, m, sa, reason)) {
+        if (!lookup_inbound(*t_, m, sa, reason)) {
             drop(m, reason);
             continue;
         }
-        const auto& tun = t_.tunnels[sa->user];
-        if (tun.owner != w_.index) {
-            handoff(m, handoff_stage::decap, 0, sa->user, tun.owner);
+        const unsigned owner = sa->user % t_->workers; // a tunnel's owner: its id mod workers
+        if (owner != w_.index) {
+            handoff(m, handoff_stage::decap, 0, sa->user, owner);
             continue;
         }
         in.pkts[kept] = m;
@@ -283,11 +285,11 @@ void worker_loop::forward(packet_list& in) noexcept {
     std::array<uint64_t, stage_capacity> nh;
     for (unsigned i = 0; i < in.n; ++i)
         dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(in.pkts[i], const rte_ipv4_hdr*)->dst_addr);
-    t_.fib->lookup_bulk(dst.data(), nh.data(), in.n);
+    rte_fib_lookup_bulk(t_->fib, dst.data(), nh.data(), static_cast<int>(in.n));
     for (unsigned i = 0; i < in.n; ++i) {
         rte_mbuf* m = in.pkts[i];
         auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-        const fwd::next_hop& hop = t_.next_hops.get(static_cast<uint32_t>(nh[i]));
+        const fwd::next_hop& hop = t_->next_hops->get(static_cast<uint32_t>(nh[i]));
         switch (hop.kind) {
         case fwd::next_hop_kind::drop:
             drop_with_icmp(m, punt_reason::net_unreachable, drop::no_route);
@@ -304,10 +306,14 @@ void worker_loop::forward(packet_list& in) noexcept {
         }
         // The MTU the inner packet must fit: a tunnel's WAN MTU less what ESP adds.
         const bool via_tunnel = hop.kind == fwd::next_hop_kind::tunnel;
+        const tunnel_runtime* tun = via_tunnel ? t_->tunnel(hop.tunnel) : nullptr;
+        if (unlikely(via_tunnel && tun == nullptr)) {
+            drop(m, drop::no_route); // a route is never published without its tunnel
+            continue;
+        }
         const uint16_t mtu =
-            via_tunnel ? static_cast<uint16_t>(t_.ports[t_.tunnels[hop.tunnel].port_index].mtu -
-                                               t_.tunnels[hop.tunnel].overhead)
-                       : t_.ports[hop.port].mtu;
+            via_tunnel ? static_cast<uint16_t>(t_->ports[tun->port_index].mtu - tun->overhead)
+                       : t_->ports[hop.port].mtu;
         if (unlikely(rte_pktmbuf_pkt_len(m) > mtu)) {
             if ((ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)) != 0)
                 drop_with_icmp(m, punt_reason::frag_needed, drop::mtu_exceeded, mtu);
@@ -330,9 +336,9 @@ void worker_loop::encap(packet_list& in) noexcept {
         return;
     unsigned kept = 0;
     for (unsigned i = 0; i < in.n; ++i) {
-        const auto& tun = t_.tunnels[in.key[i]];
-        if (tun.owner != w_.index) {
-            handoff(in.pkts[i], handoff_stage::encap, 0, in.key[i], tun.owner);
+        const unsigned owner = in.key[i] % t_->workers;
+        if (owner != w_.index) {
+            handoff(in.pkts[i], handoff_stage::encap, 0, in.key[i], owner);
             continue;
         }
         in.pkts[kept] = in.pkts[i];
@@ -350,7 +356,13 @@ void worker_loop::encap(packet_list& in) noexcept {
 }
 
 void worker_loop::encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept {
-    const auto& tun = t_.tunnels[tunnel];
+    const tunnel_runtime* t = t_->tunnel(tunnel);
+    if (unlikely(t == nullptr)) { // deleted while the packet was handed over to us
+        for (unsigned i = 0; i < n; ++i)
+            drop(pkts[i], drop::no_route);
+        return;
+    }
+    const tunnel_runtime& tun = *t;
     std::array<crypto::esp_status, stage_capacity> st;
     crypto::esp_encap_burst(*tun.outbound, std::span<rte_mbuf* const>(pkts, n), st.data());
     // One neighbour lookup serves the whole run: every packet goes to the tunnel's next hop.
@@ -403,7 +415,7 @@ void worker_loop::send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m) 
     if (unlikely(eh == nullptr))
         return drop(m, drop::esp_encap_error);
     eh->dst_addr = mac;
-    eh->src_addr = t_.ports[port].mac;
+    eh->src_addr = t_->ports[port].mac;
     eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
     tx(port, m);
 }
@@ -419,7 +431,7 @@ void worker_loop::flush(uint8_t port) noexcept {
     if (n == 0)
         return;
     txn_[port] = 0;
-    const port_runtime& p = t_.ports[port];
+    const port_runtime& p = t_->ports[port];
     auto& buf = txbuf_[port];
     std::array<uint32_t, burst_size> bytes;
     for (uint16_t i = 0; i < n; ++i)
@@ -444,7 +456,7 @@ void worker_loop::flush(uint8_t port) noexcept {
 }
 
 void worker_loop::flush_all() noexcept {
-    for (uint8_t p = 0; p < t_.ports.size(); ++p)
+    for (uint8_t p = 0; p < t_->ports.size(); ++p)
         flush(p);
 }
 

@@ -1,6 +1,7 @@
 #include "forwarding/fib4.hpp"
 
 #include <rte_errno.h>
+#include <rte_fib.h>
 #include <rte_memory.h>
 
 #include <algorithm>
@@ -78,16 +79,27 @@ result<std::unique_ptr<fib4>> fib4::create(const fib4_config& cfg) {
     conf.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
     conf.dir24_8.num_tbl8 = cfg.tbl8_groups;
     rte_fib* f = rte_fib_create(name.c_str(), cfg.socket_id, &conf);
+    rte_fib* g = nullptr;
+    if (f != nullptr && cfg.double_buffered) {
+        g = rte_fib_create((name + "b").c_str(), cfg.socket_id, &conf);
+        if (g == nullptr) {
+            int e = rte_errno;
+            rte_fib_free(f);
+            f = nullptr;
+            rte_errno = e;
+        }
+    }
     if (f == nullptr)
         return error{errc::dpdk_error,
                      "fib '" + cfg.name + "': rte_fib_create failed: " + rte_strerror(rte_errno) +
                          " (max_routes " + std::to_string(cfg.max_routes) + ", tbl8 groups " +
                          std::to_string(cfg.tbl8_groups) + ")"};
-    return std::unique_ptr<fib4>(new fib4(f, cfg.name, cfg.max_routes));
+    return std::unique_ptr<fib4>(new fib4(f, g, cfg.name, cfg.max_routes));
 }
 
 fib4::~fib4() {
-    rte_fib_free(fib_);
+    rte_fib_free(fibs_[0]);
+    rte_fib_free(fibs_[1]);
 }
 
 // DPDK 22.11 dir24_8 modify_fib() bug (seen on this build): when a prefix that ends at
@@ -105,7 +117,7 @@ uint32_t top_prefix(uint8_t len) {
 }
 } // namespace
 
-template <typename Op> int fib4::around_top_chain(uint32_t prefix, uint8_t len, Op op) {
+template <typename Op> int fib4::around_top_chain(rte_fib* f, uint32_t prefix, uint8_t len, Op op) {
     if (len == 32 || prefix != top_prefix(len))
         return op();
     struct member {
@@ -122,23 +134,83 @@ template <typename Op> int fib4::around_top_chain(uint32_t prefix, uint8_t len, 
     if (n == 0)
         return op();
     for (unsigned i = n; i-- > 0;)
-        (void)rte_fib_delete(fib_, top_prefix(deeper[i].len), deeper[i].len);
+        (void)rte_fib_delete(f, top_prefix(deeper[i].len), deeper[i].len);
     int rc = op();
     for (unsigned i = 0; i < n; ++i)
-        (void)rte_fib_add(fib_, top_prefix(deeper[i].len), deeper[i].len, deeper[i].nh);
+        (void)rte_fib_add(f, top_prefix(deeper[i].len), deeper[i].len, deeper[i].nh);
     return rc;
 }
 
-int fib4::fib_add(uint32_t prefix, uint8_t len, uint64_t nh) {
-    return around_top_chain(prefix, len, [&] { return rte_fib_add(fib_, prefix, len, nh); });
+int fib4::fib_add(rte_fib* f, uint32_t prefix, uint8_t len, uint64_t nh) {
+    return around_top_chain(f, prefix, len, [&] { return rte_fib_add(f, prefix, len, nh); });
 }
 
-int fib4::fib_delete(uint32_t prefix, uint8_t len) {
-    return around_top_chain(prefix, len, [&] { return rte_fib_delete(fib_, prefix, len); });
+int fib4::fib_delete(rte_fib* f, uint32_t prefix, uint8_t len) {
+    return around_top_chain(f, prefix, len, [&] { return rte_fib_delete(f, prefix, len); });
 }
 
-status fib4::install(const route4& r) {
-    int rc = fib_add(r.prefix, r.len, r.next_hop_id);
+int fib4::write_state(rte_fib* f, uint64_t key) {
+    auto prefix = static_cast<uint32_t>(key >> 8);
+    auto len = static_cast<uint8_t>(key & 0xff);
+    auto it = table_.find(key);
+    if (it != table_.end())
+        return fib_add(f, prefix, len, it->second.front().next_hop_id);
+    int rc = fib_delete(f, prefix, len);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+void fib4::remember(uint64_t key) {
+    if (undo_.empty())
+        undo_candidates_ = candidates_;
+    if (undo_.count(key) != 0)
+        return;
+    auto it = table_.find(key);
+    if (it == table_.end())
+        undo_.emplace(key, std::nullopt);
+    else
+        undo_.emplace(key, it->second);
+}
+
+rte_fib* fib4::publish() noexcept {
+    if (fibs_[1] == nullptr) {
+        undo_.clear();
+        return fibs_[0];
+    }
+    if (undo_.empty())
+        return active();
+    to_sync_.reserve(to_sync_.size() + undo_.size());
+    for (const auto& [key, prev] : undo_)
+        to_sync_.push_back(key);
+    undo_.clear();
+    active_.store(active_.load(std::memory_order_relaxed) ^ 1, std::memory_order_release);
+    return active();
+}
+
+void fib4::sync() {
+    rte_fib* f = writable();
+    for (uint64_t key : to_sync_)
+        (void)write_state(f, key); // the same writes already succeeded on the other copy
+    to_sync_.clear();
+}
+
+void fib4::rollback() {
+    if (undo_.empty())
+        return;
+    for (auto& [key, prev] : undo_) {
+        if (prev)
+            table_[key] = std::move(*prev);
+        else
+            table_.erase(key);
+    }
+    candidates_ = undo_candidates_;
+    rte_fib* f = writable();
+    for (const auto& [key, prev] : undo_)
+        (void)write_state(f, key); // restores what the copy held: needs no new memory
+    undo_.clear();
+}
+
+status fib4::install(rte_fib* f, const route4& r) {
+    int rc = fib_add(f, r.prefix, r.len, r.next_hop_id);
     if (rc == 0)
         return ok();
     if (rc == -ENOSPC)
@@ -157,6 +229,9 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
         return error{errc::invalid_argument, "route " + format_prefix(prefix, len) +
                                                  ": invalid next hop id " +
                                                  std::to_string(next_hop_id)};
+    if (!to_sync_.empty())
+        return error{errc::invalid_argument,
+                     "fib '" + name_ + "': changed after publish() without sync()"};
     route4 r{prefix, len, origin, distance.value_or(default_distance(origin)), next_hop_id};
     uint64_t key = key_of(prefix, len);
     auto it = table_.find(key);
@@ -165,8 +240,9 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
             return error{errc::table_full, "fib '" + name_ + "': route " +
                                                format_prefix(prefix, len) + ": table full (" +
                                                std::to_string(max_routes_) + " prefixes)"};
-        if (auto s = install(r); !s)
+        if (auto s = install(writable(), r); !s)
             return s;
+        remember(key);
         table_.emplace(key, std::vector<route4>{r});
         ++candidates_;
         return ok();
@@ -183,8 +259,9 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
     std::stable_sort(list.begin(), list.end(), better);
     const route4& old_winner = it->second.front();
     if (list.front().next_hop_id != old_winner.next_hop_id)
-        if (auto s = install(list.front()); !s)
+        if (auto s = install(writable(), list.front()); !s)
             return s;
+    remember(key);
     if (!replaced)
         ++candidates_;
     it->second = std::move(list);
@@ -194,7 +271,11 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
 status fib4::remove(uint32_t prefix, uint8_t len, route_origin origin) {
     if (auto s = check_prefix(prefix, len); !s)
         return s;
-    auto it = table_.find(key_of(prefix, len));
+    if (!to_sync_.empty())
+        return error{errc::invalid_argument,
+                     "fib '" + name_ + "': changed after publish() without sync()"};
+    const uint64_t key = key_of(prefix, len);
+    auto it = table_.find(key);
     auto not_found = [&] {
         return error{errc::not_found, "route " + format_prefix(prefix, len) + " (" +
                                           to_string(origin) + "): not found"};
@@ -207,25 +288,22 @@ status fib4::remove(uint32_t prefix, uint8_t len, route_origin origin) {
     if (same == list.end())
         return not_found();
     if (list.size() == 1) {
-        int rc = fib_delete(prefix, len);
+        int rc = fib_delete(writable(), prefix, len);
         if (rc != 0)
             return error{errc::dpdk_error, "fib '" + name_ + "': route " +
                                                format_prefix(prefix, len) +
                                                ": rte_fib_delete failed: " + rte_strerror(-rc)};
+        remember(key);
         table_.erase(it);
         --candidates_;
         return ok();
     }
     bool was_winner = same == list.begin();
-    route4 removed = *same;
+    if (was_winner && list[1].next_hop_id != same->next_hop_id)
+        if (auto s = install(writable(), list[1]); !s)
+            return s; // replacing an existing prefix needs no new memory: not expected
+    remember(key);
     list.erase(same);
-    if (was_winner && list.front().next_hop_id != removed.next_hop_id) {
-        if (auto s = install(list.front()); !s) {
-            // Replacing an existing prefix needs no new memory; restore the list regardless.
-            list.insert(list.begin(), removed);
-            return s;
-        }
-    }
     --candidates_;
     return ok();
 }

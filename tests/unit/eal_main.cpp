@@ -10,8 +10,8 @@
 int main(int argc, char** argv) {
     testing::InitGoogleTest(&argc, argv);
     std::string prefix = "sagd-unit-" + std::to_string(getpid());
-    const char* eal_argv[] = {"sagd-unit",     "--no-huge",   "-m",          "256", "--no-pci",
-                              "--no-shconf",   "--log-level", "lib.*:error", "-l",  "0",
+    const char* eal_argv[] = {"sagd-unit",     "--no-huge",   "-m",          "1024", "--no-pci",
+                              "--no-shconf",   "--log-level", "lib.*:error", "-l",   "0",
                               "--file-prefix", prefix.c_str()};
     int eal_argc = sizeof(eal_argv) / sizeof(eal_argv[0]);
     if (rte_eal_init(eal_argc, const_cast<char**>(eal_argv)) < 0) {

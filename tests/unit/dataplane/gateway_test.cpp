@@ -370,7 +370,7 @@ TEST_F(GatewayTest, EncryptsLanTrafficToTheTunnelPeer) {
     EXPECT_EQ(got[8], 63); // TTL decremented by the gateway
     EXPECT_EQ(rte_raw_cksum(got.data(), 20), 0xffff);
     EXPECT_TRUE(std::equal(got.begin() + 20, got.end(), inner.begin() + 20));
-    auto s = read_tunnel(gw_->tbl().tunnels[0]);
+    auto s = read_tunnel(*gw_->tbl().tunnels[0]);
     EXPECT_EQ(s.tx_packets, 1u);
     expect_balanced();
 }
@@ -388,7 +388,7 @@ TEST_F(GatewayTest, DecryptsPeerTrafficToTheLan) {
     ASSERT_EQ(f.size(), 14 + inner.size());
     EXPECT_EQ(f[14 + 8], 29);
     EXPECT_TRUE(std::equal(f.begin() + 14 + 20, f.end(), inner.begin() + 20));
-    EXPECT_EQ(read_tunnel(gw_->tbl().tunnels[0]).rx_packets, 1u);
+    EXPECT_EQ(read_tunnel(*gw_->tbl().tunnels[0]).rx_packets, 1u);
     expect_balanced();
 }
 
@@ -461,7 +461,7 @@ TEST_F(GatewayTest, HostileWanInputIsDroppedByReasonAndGoodTrafficFlows) {
     EXPECT_EQ(dropped(drop::esp_unknown_spi), 1u);
     EXPECT_EQ(dropped(drop::esp_malformed), 1u);
     EXPECT_EQ(dropped(drop::esp_bad_udp_length), 1u);
-    auto s = read_tunnel(gw_->tbl().tunnels[0]);
+    auto s = read_tunnel(*gw_->tbl().tunnels[0]);
     EXPECT_EQ(s.icv_fail, 2u);
     EXPECT_EQ(s.replay, 1u);
     EXPECT_EQ(s.rx_packets, 2u);
@@ -554,7 +554,7 @@ TEST_F(GatewayTest, RoutesViaLanRouterAndHoldsPacketsUntilArpResolves) {
 
 TEST_F(GatewayTest, TwoWorkersHandPacketsToTheSaOwner) {
     start(2);
-    ASSERT_EQ(gw_->tbl().tunnels[1].owner, 1u);
+    ASSERT_EQ(gw_->tbl().tunnels[1]->owner, 1u);
     frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 3, 0, 9), IPPROTO_UDP, udp_payload(1, 2, 40));
     for (int i = 0; i < 5; ++i)
         send_lan_ip(inner);
@@ -639,7 +639,7 @@ TEST_F(GatewayTest, ThousandTunnelsEachWithTwoInboundSasDuringRekey) {
     }
     step();
     EXPECT_EQ(drain(lan_).size(), 2u);
-    EXPECT_EQ(read_tunnel(gw_->tbl().tunnels[2 + last]).rx_packets, 2u);
+    EXPECT_EQ(read_tunnel(*gw_->tbl().tunnels[2 + last]).rx_packets, 2u);
     expect_balanced();
 }
 

@@ -1,0 +1,176 @@
+// The control side of the tables: the running config, the FIB (double-buffered), next hops,
+// tunnel objects and their SAs. It turns a change_set into a new tables snapshot, all or
+// nothing: every change of a request is validated and built before anything is visible, and a
+// failure undoes what was built (the FIB's shadow copy is rolled back; readers never saw it).
+// One thread at a time (the gateway's control thread); never used by workers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "dataplane/config.hpp"
+#include "dataplane/result.hpp"
+#include "dataplane/tables.hpp"
+#include "forwarding/fib4.hpp"
+#include "forwarding/next_hop.hpp"
+
+namespace sagd::dp {
+
+struct port_update {
+    std::string port;
+    std::optional<ipv4_addr> address;
+    std::optional<uint8_t> prefix_len;
+    std::optional<std::optional<ipv4_addr>> gateway; // set, or cleared with nullopt inside
+    std::optional<uint16_t> mtu;
+};
+
+// A learned (FRR) IPv4 route: LAN next hops (equal-cost, weighted), or a blackhole.
+struct learned_route4 {
+    ipv4_prefix prefix;
+    std::vector<ipv4_addr> gateways; // empty: blackhole
+    uint8_t distance = 20;
+};
+
+// One request's worth of changes, applied as one change.
+struct change_set {
+    std::vector<port_update> ports;
+    std::vector<tunnel_config> put_tunnels; // create, or replace the tunnel of that name
+    std::vector<std::string> delete_tunnels;
+    std::vector<route_config> put_routes;   // static: create, or replace that prefix's route
+    std::vector<ipv4_prefix> delete_routes; // static routes
+    std::vector<learned_route4> put_learned;
+    std::vector<ipv4_prefix> delete_learned;
+    std::vector<neighbour_config> put_neighbours; // static neighbours (applied by the gateway)
+    bool empty() const noexcept {
+        return ports.empty() && put_tunnels.empty() && delete_tunnels.empty() &&
+               put_routes.empty() && delete_routes.empty() && put_learned.empty() &&
+               delete_learned.empty() && put_neighbours.empty();
+    }
+    size_t size() const noexcept {
+        return ports.size() + put_tunnels.size() + delete_tunnels.size() + put_routes.size() +
+               delete_routes.size() + put_learned.size() + delete_learned.size() +
+               put_neighbours.size();
+    }
+};
+
+// Error codes callers map to API statuses.
+enum class change_error : uint8_t { invalid, not_found, conflict, full };
+
+struct change_failure {
+    change_error code = change_error::invalid;
+    std::string message;
+};
+
+// Table limits, fixed at start (they size the FIB copies).
+struct table_limits {
+    uint32_t ipv4_routes = 65536;
+    uint32_t tunnels = 4096;
+};
+
+// Counters of SAs that were retired (rekey, replace), kept per tunnel name so the tunnel's
+// figures stay monotonic.
+struct retired_sa_counters {
+    uint64_t tx_packets = 0, tx_bytes = 0, encrypt_errors = 0, seq_exhausted = 0;
+    uint64_t rx_packets = 0, rx_bytes = 0, decrypt_errors = 0, icv_fail = 0, replay = 0,
+             bad_padding = 0, bad_next_header = 0, malformed = 0;
+};
+
+class table_writer {
+  public:
+    // Validates `cfg` against the started ports and builds the first snapshot.
+    static result<std::unique_ptr<table_writer>> create(const config& cfg,
+                                                        std::vector<port_runtime> ports,
+                                                        crypto::engine_kind engine,
+                                                        const table_limits& limits = {});
+    ~table_writer();
+
+    // Builds the snapshot that `changes` lead to. On success the FIB's shadow copy holds the
+    // new routes and the returned snapshot points at it; the caller publishes it and then calls
+    // commit(). On failure everything is as before.
+    struct prepared {
+        std::unique_ptr<tables> snapshot;
+    };
+    std::variant<prepared, change_failure> prepare(const change_set& changes);
+    // After prepare() succeeded: makes the FIB copy the snapshot names the active one. Returns
+    // nothing to wait for; the caller must wait for a grace period before finish().
+    void publish_fib(tables& snapshot) noexcept;
+    // After the grace period: brings the other FIB copy up to date, frees parked next-hop ids
+    // and tunnel ids, and folds the counters of SAs no snapshot references any more.
+    void finish(const tables& retired);
+    // After prepare() succeeded but the caller decided not to publish.
+    void abandon();
+
+    // The running config, static routes included (for GET /v1/config and persistence).
+    config running() const;
+    template <typename F> void for_each_static(F&& f) const {
+        for (const auto& [key, e] : static_routes_)
+            f(e.config);
+    }
+    const config& running_without_routes() const noexcept { return running_; }
+    const fwd::fib4& fib() const noexcept { return *fib_; }
+    const fwd::next_hop_table& next_hops() const noexcept { return *next_hops_; }
+    const table_limits& limits() const noexcept { return limits_; }
+    size_t learned_count() const noexcept { return learned_.size(); }
+    const std::map<uint64_t, learned_route4>& learned() const noexcept { return learned_; }
+    // Counters of retired SAs by tunnel name.
+    const retired_sa_counters* retired(const std::string& tunnel) const;
+    const tables& current() const noexcept { return *current_; }
+    // The first snapshot (built by create()), for the gateway to publish.
+    std::unique_ptr<tables> take_initial() noexcept;
+    // The gateway hands the published snapshot back here (the writer keeps the last one to
+    // copy the next from).
+    void set_current(const tables* t) noexcept { current_ = t; }
+
+  private:
+    table_writer() = default;
+
+    std::optional<change_failure> stage_routes(const change_set& cs,
+                                               const std::vector<port_runtime>& old_ports,
+                                               const std::vector<port_runtime>& ports,
+                                               const std::map<std::string, uint32_t>& ids);
+    std::optional<change_failure> fail(change_error code, std::string message);
+    result<uint32_t> acquire(const fwd::next_hop& nh);
+    void rollback();
+
+    config running_; // without routes (static_routes_ holds them)
+    crypto::engine_kind engine_ = crypto::engine_kind::ipsec_mb;
+    table_limits limits_;
+    std::unique_ptr<fwd::fib4> fib_;
+    std::unique_ptr<fwd::next_hop_table> next_hops_;
+    const tables* current_ = nullptr;
+    std::unique_ptr<tables> initial_;
+    std::map<std::string, uint32_t> tunnel_ids_; // name -> id
+    std::deque<uint32_t> free_ids_;              // FIFO: an id is reused as late as possible
+    uint32_t next_fresh_id_ = 0;
+    struct route_entry {
+        route_config config;
+        uint32_t next_hop_id = 0;
+    };
+    // Keys are prefix << 8 | len.
+    std::map<uint64_t, route_entry> static_routes_;
+    std::map<uint64_t, uint32_t> connected_; // connected subnets and local /32s -> next hop id
+    std::map<uint64_t, learned_route4> learned_;
+    std::map<uint64_t, uint32_t> learned_nh_;
+    std::vector<uint32_t> static_refs_; // by tunnel id: static routes through the tunnel
+    std::map<std::string, retired_sa_counters> retired_;
+    // The change between prepare() and finish()/abandon().
+    struct pending {
+        bool active = false;
+        config next;
+        std::map<std::string, uint32_t> ids;
+        std::vector<uint32_t> acquired;          // next-hop references taken (undo: release)
+        std::vector<uint32_t> to_release;        // references to drop once readers moved on
+        std::vector<uint32_t> freed_ids;         // tunnel ids of deleted tunnels
+        std::vector<std::function<void()>> undo; // control-side maps, newest last
+        std::vector<std::string> deleted_names;
+    } pending_;
+};
+
+} // namespace sagd::dp
