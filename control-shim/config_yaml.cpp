@@ -424,13 +424,22 @@ class loader {
                  "the configuration is empty (at least 'ports' is required)");
         if (!root.IsMap())
             fail(top, mark_of(root), "the top level must be a mapping, got " + type_name(root));
-        fields f(root, {"workers", "eal", "ports", "tunnels", "routes", "neighbours"}, top);
+        fields f(
+            root,
+            {"workers", "eal", "api", "fpm", "limits", "ports", "tunnels", "routes", "neighbours"},
+            top);
 
         config cfg;
         if (auto* w = f.find("workers"))
             cfg.workers = static_cast<uint16_t>(get_uint(*w, top, 1, 64));
         if (auto* e = f.find("eal"))
             cfg.eal_args = load_eal(*e, top);
+        if (auto* a = f.find("api"))
+            load_api(*a, cfg.api);
+        if (auto* p = f.find("fpm"))
+            load_fpm(*p, cfg.fpm);
+        if (auto* l = f.find("limits"))
+            load_limits(*l, cfg.limits);
         load_ports(f.need("ports"), cfg);
         if (auto* t = f.find("tunnels"))
             load_tunnels(*t, cfg);
@@ -442,6 +451,72 @@ class loader {
     }
 
   private:
+    static std::string absolute_path(const field& f, const scope& s) {
+        const std::string& p = get_text(f, s);
+        if (p.empty() || p[0] != '/' || p.size() > 107)
+            fail(s, f.value.Mark(),
+                 std::string(f.name) + " must be an absolute path of at most 107 characters");
+        return p;
+    }
+
+    void load_api(const field& a, api_config& out) {
+        scope s{"api", "", false};
+        expect_map(a.value, s, "api");
+        fields f(a.value, {"socket", "tcp", "token_file", "persist"}, s);
+        if (auto* x = f.find("socket"))
+            out.socket = x->value.IsNull() ? std::string{} : absolute_path(*x, s);
+        if (auto* x = f.find("tcp")) {
+            const std::string& t = get_text(*x, s);
+            size_t colon = t.rfind(':');
+            uint32_t port = 0;
+            auto addr = colon == std::string::npos ? result<ipv4_addr>(error{"is missing"})
+                                                   : parse_ipv4(t.substr(0, colon));
+            if (!addr || (addr.value() >> 24) != 127 ||
+                !parse_decimal(std::string_view(t).substr(colon + 1), 65535, port) || port == 0)
+                fail(s, x->value.Mark(),
+                     "tcp " + quote(t) + " must be a loopback address and port (127.0.0.1:8080)");
+            out.tcp_address = t.substr(0, colon);
+            out.tcp_port = static_cast<uint16_t>(port);
+        }
+        if (auto* x = f.find("token_file"))
+            out.token_file = absolute_path(*x, s);
+        if (auto* x = f.find("persist"))
+            out.persist = absolute_path(*x, s);
+        if (out.tcp_port != 0 && out.token_file.empty())
+            fail(s, a.key.Mark(), "tcp needs token_file (the bearer token TCP clients must send)");
+    }
+
+    void load_fpm(const field& p, fpm_config& out) {
+        scope s{"fpm", "", false};
+        expect_map(p.value, s, "fpm");
+        fields f(p.value, {"listen", "grace_seconds"}, s);
+        out.enabled = true;
+        if (auto* x = f.find("listen")) {
+            const std::string& t = get_text(*x, s);
+            size_t colon = t.rfind(':');
+            uint32_t port = 0;
+            auto addr = colon == std::string::npos ? result<ipv4_addr>(error{"is missing"})
+                                                   : parse_ipv4(t.substr(0, colon));
+            if (!addr || !parse_decimal(std::string_view(t).substr(colon + 1), 65535, port) ||
+                port == 0)
+                fail(s, x->value.Mark(), "listen " + quote(t) + " must be address:port");
+            out.address = addr.value();
+            out.port = static_cast<uint16_t>(port);
+        }
+        if (auto* x = f.find("grace_seconds"))
+            out.grace_seconds = static_cast<uint32_t>(get_uint(*x, s, 0, 3600));
+    }
+
+    void load_limits(const field& l, limits_config& out) {
+        scope s{"limits", "", false};
+        expect_map(l.value, s, "limits");
+        fields f(l.value, {"ipv4_routes", "tunnels"}, s);
+        if (auto* x = f.find("ipv4_routes"))
+            out.ipv4_routes = static_cast<uint32_t>(get_uint(*x, s, 1024, 16u << 20));
+        if (auto* x = f.find("tunnels"))
+            out.tunnels = static_cast<uint32_t>(get_uint(*x, s, 1, 1u << 20));
+    }
+
     std::vector<std::string> load_eal(const field& e, const scope& s) {
         expect_list(e.value, s, "eal");
         std::vector<std::string> args;
@@ -818,7 +893,7 @@ class loader {
             if (tf) {
                 route.via = route_via::tunnel;
                 route.tunnel = get_text(*tf, s);
-                if (!tunnel_index_.count(route.tunnel))
+                if (!fragment_ && !tunnel_index_.count(route.tunnel))
                     fail(s, tf->value.Mark(), "tunnel " + quote(route.tunnel) + " is not a tunnel");
             } else {
                 route.via = route_via::lan_gateway;
@@ -906,6 +981,11 @@ class loader {
     std::unordered_map<std::string, size_t> port_index_;
     std::unordered_map<std::string, size_t> tunnel_index_;
     std::vector<YAML::Node> key_nodes_;
+
+  public:
+    // An API body is checked alone: references to tunnels are resolved by the table writer
+    // against the running state, not against this document.
+    bool fragment_ = false;
 };
 
 // Reads from a buffer without copying it (std::istringstream would copy the key text).
@@ -950,7 +1030,8 @@ std::string location(std::string_view source, const YAML::Mark& mark) {
     return out;
 }
 
-result<config> load_text(const char* data, size_t size, std::string_view source) {
+result<config> load_text(const char* data, size_t size, std::string_view source,
+                         bool fragment = false) {
     if (size > max_config_bytes)
         return error{std::string(source) + ": larger than " +
                      std::to_string(max_config_bytes >> 20) + " MiB"};
@@ -989,6 +1070,7 @@ result<config> load_text(const char* data, size_t size, std::string_view source)
         std::istream in(&buf);
         YAML::Node root = YAML::Load(in);
         loader l;
+        l.fragment_ = fragment;
         config cfg = l.load(root);
         return result<config>(std::move(cfg));
     } catch (const parse_failure& e) {
@@ -1115,6 +1197,203 @@ result<config> load_config_file(const std::string& path) {
     result<config> r = load_text(text.data(), got, path);
     OPENSSL_cleanse(text.data(), text.size());
     return r;
+}
+
+// ---- writing a config back, and API bodies ----------------------------------------------------
+
+namespace {
+
+std::string yaml_quoted(std::string_view text) {
+    std::string out = "\"";
+    for (char c : text) {
+        if (c == '"' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    return out + "\"";
+}
+
+void dump_sa(std::string& out, const sa_config& sa, bool with_keys) {
+    char spi[16];
+    std::snprintf(spi, sizeof spi, "0x%x", sa.spi);
+    out += "{spi: ";
+    out += spi;
+    out +=
+        sa.cipher == aead_cipher::aes_gcm_128 ? ", cipher: aes-gcm-128" : ", cipher: aes-gcm-256";
+    if (with_keys) {
+        static const char hex[] = "0123456789abcdef";
+        out += ", key: 0x";
+        for (uint8_t b : sa.keymat) {
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        }
+    } else {
+        out += ", key: redacted";
+    }
+    out += "}";
+}
+
+// Indents every line after the first by `n` spaces (JSON strings hold no raw newline, so this
+// never changes a value).
+std::string indent_tail(std::string_view text, size_t n) {
+    std::string out;
+    out.reserve(text.size() + 64);
+    for (char c : text) {
+        out += c;
+        if (c == '\n')
+            out.append(n, ' ');
+    }
+    return out;
+}
+
+// "src:line:col: message" -> "message": the lines of a synthesized document mean nothing to
+// the client.
+std::string without_location(const std::string& message, std::string_view source) {
+    if (message.rfind(source, 0) != 0)
+        return message;
+    size_t at = message.find(": ", source.size());
+    return at == std::string::npos ? message : message.substr(at + 2);
+}
+
+struct wiped_string {
+    std::string text;
+    ~wiped_string() {
+        if (!text.empty())
+            OPENSSL_cleanse(text.data(), text.size());
+    }
+};
+
+result<config> load_with_ports(const config& base, const std::string& section,
+                               const std::string& body) {
+    config ports_only;
+    ports_only.workers = base.workers;
+    ports_only.ports = base.ports;
+    wiped_string doc;
+    doc.text = dump_config(ports_only, false);
+    doc.text += section;
+    doc.text += ":\n";
+    // A body that is a list stays one; an object becomes the list's only item.
+    size_t first = body.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos)
+        return error{"the request body is empty"};
+    bool list = body[first] == '[' || (body[first] == '-' && body.size() > first + 1 &&
+                                       (body[first + 1] == ' ' || body[first + 1] == '\n'));
+    doc.text += list ? "  " : "  - ";
+    doc.text += indent_tail(body, list ? 2 : 4);
+    doc.text += "\n";
+    auto r = load_text(doc.text.data(), doc.text.size(), "body", true);
+    if (!r)
+        return error{without_location(r.err().message, "body")};
+    return r;
+}
+
+} // namespace
+
+std::string dump_config(const config& cfg, bool with_keys) {
+    std::string out;
+    out += "workers: " + std::to_string(cfg.workers) + "\n";
+    if (!cfg.eal_args.empty()) {
+        out += "eal:\n";
+        for (const auto& a : cfg.eal_args)
+            out += "  - " + yaml_quoted(a) + "\n";
+    }
+    const api_config defaults_api;
+    if (cfg.api.socket != defaults_api.socket || cfg.api.tcp_port != 0 ||
+        !cfg.api.persist.empty()) {
+        out += "api:\n";
+        out += "  socket: " +
+               (cfg.api.socket.empty() ? std::string("null") : yaml_quoted(cfg.api.socket)) + "\n";
+        if (cfg.api.tcp_port != 0)
+            out += "  tcp: " + cfg.api.tcp_address + ":" + std::to_string(cfg.api.tcp_port) + "\n";
+        if (!cfg.api.token_file.empty())
+            out += "  token_file: " + yaml_quoted(cfg.api.token_file) + "\n";
+        if (!cfg.api.persist.empty())
+            out += "  persist: " + yaml_quoted(cfg.api.persist) + "\n";
+    }
+    if (cfg.fpm.enabled)
+        out += "fpm:\n  listen: " + format_ipv4(cfg.fpm.address) + ":" +
+               std::to_string(cfg.fpm.port) +
+               "\n  grace_seconds: " + std::to_string(cfg.fpm.grace_seconds) + "\n";
+    out += "limits:\n  ipv4_routes: " + std::to_string(cfg.limits.ipv4_routes) +
+           "\n  tunnels: " + std::to_string(cfg.limits.tunnels) + "\n";
+    out += "ports:\n";
+    for (const auto& p : cfg.ports) {
+        out += "  - name: " + p.name + "\n";
+        out += std::string("    role: ") + (p.role == port_role::lan ? "lan" : "wan") + "\n";
+        out += "    device: " + yaml_quoted(p.device) + "\n";
+        out += "    address: " + format_ipv4(p.address) + "/" + std::to_string(p.prefix_len) + "\n";
+        if (p.gateway)
+            out += "    gateway: " + format_ipv4(*p.gateway) + "\n";
+        out += "    mtu: " + std::to_string(p.mtu) + "\n";
+    }
+    if (!cfg.tunnels.empty()) {
+        out += "tunnels:\n";
+        for (const auto& t : cfg.tunnels) {
+            out += "  - name: " + t.name + "\n";
+            out += "    port: " + t.port + "\n";
+            if (t.local)
+                out += "    local: " + format_ipv4(*t.local) + "\n";
+            out += "    peer: " + format_ipv4(t.peer) + "\n";
+            out += std::string("    encap: ") + (t.encap == tunnel_encap::esp ? "esp" : "esp-udp") +
+                   "\n";
+            if (t.encap == tunnel_encap::esp_udp) {
+                out += "    udp_src_port: " + std::to_string(t.udp_src_port) + "\n";
+                out += "    udp_dst_port: " + std::to_string(t.udp_dst_port) + "\n";
+            }
+            out += "    replay_window: " + std::to_string(t.replay_window) + "\n";
+            out += std::string("    esn: ") + (t.esn ? "true" : "false") + "\n";
+            out += "    outbound_sa: ";
+            dump_sa(out, t.outbound_sa, with_keys);
+            out += "\n    inbound_sas:\n";
+            for (const auto& sa : t.inbound_sas) {
+                out += "      - ";
+                dump_sa(out, sa, with_keys);
+                out += "\n";
+            }
+        }
+    }
+    if (!cfg.routes.empty()) {
+        out += "routes:\n";
+        for (const auto& r : cfg.routes) {
+            out += "  - {prefix: " + format_ipv4_prefix(r.prefix);
+            if (r.via == route_via::tunnel)
+                out += ", tunnel: " + r.tunnel;
+            else
+                out += ", gateway: " + format_ipv4(r.gateway);
+            out += ", distance: " + std::to_string(r.distance) + "}\n";
+        }
+    }
+    if (!cfg.neighbours.empty()) {
+        out += "neighbours:\n";
+        for (const auto& n : cfg.neighbours)
+            out += "  - {port: " + n.port + ", address: " + format_ipv4(n.address) + ", mac: \"" +
+                   format_mac(n.mac) + "\"}\n";
+    }
+    return out;
+}
+
+result<tunnel_config> parse_tunnel_body(const config& base, const std::string& body) {
+    auto r = load_with_ports(base, "tunnels", body);
+    if (!r)
+        return r.err();
+    if (r.value().tunnels.size() != 1)
+        return error{"expected one tunnel object"};
+    return std::move(r.value().tunnels[0]);
+}
+
+result<std::vector<route_config>> parse_routes_body(const config& base, const std::string& body) {
+    auto r = load_with_ports(base, "routes", body);
+    if (!r)
+        return r.err();
+    return std::move(r.value().routes);
+}
+
+result<std::vector<neighbour_config>> parse_neighbours_body(const config& base,
+                                                            const std::string& body) {
+    auto r = load_with_ports(base, "neighbours", body);
+    if (!r)
+        return r.err();
+    return std::move(r.value().neighbours);
 }
 
 } // namespace sagd

@@ -35,6 +35,19 @@ result<ipv4_cidr> parse_ipv4_cidr(std::string_view text);
 // "02:00:00:00:00:01" (six hex pairs separated by ':').
 result<mac_addr> parse_mac(std::string_view text);
 
+// Writes a config in the file format; load_config_string() reads it back to an equal config.
+// Without keys, every SA key reads "redacted" (for display; such text does not load).
+std::string dump_config(const config& cfg, bool with_keys);
+
+// Runtime API bodies (JSON, or YAML): one object of a config section, validated by exactly the
+// rules of the file, with `base`'s ports as context. A body may be one object or a list (routes,
+// neighbours). References to tunnels are not checked here (the table writer checks them
+// against the running state). Errors name the object, the field and the reason.
+result<tunnel_config> parse_tunnel_body(const config& base, const std::string& body);
+result<std::vector<route_config>> parse_routes_body(const config& base, const std::string& body);
+result<std::vector<neighbour_config>> parse_neighbours_body(const config& base,
+                                                            const std::string& body);
+
 std::string format_ipv4(ipv4_addr addr);
 std::string format_ipv4_prefix(const ipv4_prefix& prefix);
 std::string format_mac(const mac_addr& mac);

@@ -4,9 +4,11 @@
 //   sagd -c sagd.yaml [--engine ipsec-mb|openssl] [--check] [--stats SECONDS] [-- EAL args]
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -17,8 +19,13 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pdump.h>
 
+#include "control-shim/api.hpp"
 #include "control-shim/config_yaml.hpp"
+#include "control-shim/fpm_server.hpp"
+#include "control-shim/http.hpp"
+#include "control-shim/metrics.hpp"
 #include "control-shim/telemetry.hpp"
 #include "dataplane/gateway.hpp"
 #include "dataplane/port.hpp"
@@ -116,6 +123,17 @@ int main(int argc, char** argv) {
         fprintf(stderr, "sagd: %s\n", cfg.err().message.c_str());
         return 1;
     }
+    // The running config persisted by an earlier run (runtime API changes) wins over the file:
+    // a restart comes back to the state it had.
+    if (!check_only && !cfg->api.persist.empty() && access(cfg->api.persist.c_str(), F_OK) == 0) {
+        auto saved = sagd::load_config_file(cfg->api.persist);
+        if (!saved) {
+            fprintf(stderr, "sagd: persisted running config: %s\n", saved.err().message.c_str());
+            return 1;
+        }
+        fprintf(stderr, "sagd: restoring the running config from %s\n", cfg->api.persist.c_str());
+        cfg = std::move(saved);
+    }
     if (check_only) {
         printf("sagd: %s: ok (%zu ports, %zu tunnels, %zu routes)\n", config_path.c_str(),
                cfg->ports.size(), cfg->tunnels.size(), cfg->routes.size());
@@ -150,6 +168,11 @@ int main(int argc, char** argv) {
         fprintf(stderr, "sagd: cannot initialise DPDK EAL: %s\n", rte_strerror(rte_errno));
         return 1;
     }
+    // Lets dpdk-dumpcap (a secondary process) capture our ports. It attaches only when EAL runs
+    // on hugepages (not --no-huge, --in-memory or --huge-unlink); a debugging aid, not required.
+    if (rte_pdump_init() < 0)
+        fprintf(stderr, "sagd: warning: packet capture (pdump) unavailable: %s\n",
+                rte_strerror(rte_errno));
 
     int rc = 0;
     {
@@ -171,7 +194,10 @@ int main(int argc, char** argv) {
             rte_eal_cleanup();
             return 1;
         }
-        auto gw = sagd::dp::gateway::create(cfg.value(), pool, engine);
+        sagd::dp::table_limits limits;
+        limits.ipv4_routes = cfg->limits.ipv4_routes;
+        limits.tunnels = cfg->limits.tunnels;
+        auto gw = sagd::dp::gateway::create(cfg.value(), pool, engine, limits);
         if (!gw) {
             fprintf(stderr, "sagd: %s\n", gw.err().message.c_str());
             rte_mempool_free(pool);
@@ -195,11 +221,109 @@ int main(int argc, char** argv) {
                 }
             });
         }
+        // The control plane: runtime API, FPM, metrics. They run on the control thread with
+        // the slow path (see gateway::run), so table changes need no locks against it.
+        std::unique_ptr<sagd::shim::fpm_server> fpm;
+        sagd::shim::api_options ao;
+        ao.version = "sagd 0.4";
+        ao.persist_path = cfg->api.persist;
+        sagd::shim::api_hooks hooks;
+        hooks.fpm_status = [&](sagd::shim::json_writer& j) {
+            if (fpm)
+                fpm->write_status(j);
+            else
+                j.null();
+        };
+        hooks.metrics = [&] { return sagd::shim::render_metrics(*g_running, fpm.get()); };
+        sagd::shim::api api(*gw.value(), ao, hooks);
+        std::unique_ptr<sagd::shim::http_server> http;
+        if (!cfg->api.socket.empty() || cfg->api.tcp_port != 0) {
+            sagd::shim::http_server_options ho;
+            ho.unix_path = cfg->api.socket;
+            if (!ho.unix_path.empty()) {
+                std::string dir = ho.unix_path.substr(0, ho.unix_path.find_last_of('/'));
+                if (!dir.empty())
+                    (void)mkdir(dir.c_str(), 0700);
+            }
+            if (cfg->api.tcp_port != 0) {
+                ho.tcp_address = cfg->api.tcp_address;
+                ho.tcp_port = cfg->api.tcp_port;
+                FILE* f = fopen(cfg->api.token_file.c_str(), "r");
+                char buf[256] = {};
+                if (f == nullptr || fgets(buf, sizeof buf, f) == nullptr) {
+                    fprintf(stderr, "sagd: api: cannot read token_file %s: %s\n",
+                            cfg->api.token_file.c_str(), strerror(errno));
+                    rc = 1;
+                }
+                if (f != nullptr)
+                    fclose(f);
+                ho.bearer_token = buf;
+                while (!ho.bearer_token.empty() &&
+                       (ho.bearer_token.back() == '\n' || ho.bearer_token.back() == '\r'))
+                    ho.bearer_token.pop_back();
+                if (rc == 0 && ho.bearer_token.size() < 16) {
+                    fprintf(stderr, "sagd: api: the token in %s is shorter than 16 characters\n",
+                            cfg->api.token_file.c_str());
+                    rc = 1;
+                }
+                ho.token_exempt_paths = {"/metrics"};
+            }
+            if (rc == 0) {
+                auto h = sagd::shim::http_server::create(
+                    ho, [&](const sagd::shim::http_request& r,
+                            const sagd::shim::connection_info& i) { return api.handle(r, i); });
+                if (!h) {
+                    fprintf(stderr, "sagd: api: %s\n", h.err().message.c_str());
+                    rc = 1;
+                } else {
+                    http = std::move(h.value());
+                }
+            }
+        }
+        if (rc == 0 && cfg->fpm.enabled) {
+            sagd::shim::fpm_server_options fo;
+            fo.address = cfg->fpm.address;
+            fo.port = cfg->fpm.port;
+            fo.grace_ms = uint64_t{cfg->fpm.grace_seconds} * 1000;
+            auto f = sagd::shim::fpm_server::create(
+                fo, *gw.value(), [&](const sagd::dp::change_set& cs) { return api.apply(cs); });
+            if (!f) {
+                fprintf(stderr, "sagd: %s\n", f.err().message.c_str());
+                rc = 1;
+            } else {
+                fpm = std::move(f.value());
+            }
+        }
+        if (rc == 0)
+            if (std::string why = api.persist(); !why.empty())
+                fprintf(stderr, "sagd: warning: running config not persisted: %s\n", why.c_str());
         printf("sagd: running: %zu ports, %zu tunnels, %zu routes, %u workers, engine %s\n",
                cfg->ports.size(), cfg->tunnels.size(), cfg->routes.size(), cfg->workers,
                engine_name.c_str());
+        if (http)
+            printf("sagd: api on %s%s%s\n", cfg->api.socket.c_str(),
+                   cfg->api.tcp_port ? " and tcp " : "",
+                   cfg->api.tcp_port
+                       ? (cfg->api.tcp_address + ":" + std::to_string(cfg->api.tcp_port)).c_str()
+                       : "");
+        if (fpm)
+            printf("sagd: fpm listening on port %u\n", fpm->port());
         fflush(stdout);
-        if (auto st = gw.value()->run(); !st) {
+        auto control = [&](uint64_t now_ms) {
+            bool busy = false;
+            if (http) {
+                size_t before = http->connection_count();
+                http->poll_once(0);
+                busy |= http->connection_count() != 0 || before != 0;
+            }
+            if (fpm)
+                busy |= fpm->poll(now_ms);
+            busy |= api.poll(now_ms);
+            return busy;
+        };
+        if (rc != 0) {
+            // start-up of the control plane failed: stop before launching workers
+        } else if (auto st = gw.value()->run(control); !st) {
             fprintf(stderr, "sagd: %s\n", st.err().message.c_str());
             rc = 1;
         }
@@ -212,6 +336,7 @@ int main(int argc, char** argv) {
         gw.value().reset();
         rte_mempool_free(pool);
     }
+    rte_pdump_uninit();
     rte_eal_cleanup();
     printf("sagd: stopped\n");
     return rc;

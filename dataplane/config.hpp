@@ -78,9 +78,34 @@ struct neighbour_config { // static neighbour (for peers that do not answer ARP)
     mac_addr mac{};
 };
 
+// The runtime API (control-shim/API.md).
+struct api_config {
+    std::string socket = "/run/sagd/sagd.sock"; // unix socket, mode 0600; "" disables
+    std::string tcp_address;                    // loopback only; "" disables TCP
+    uint16_t tcp_port = 0;
+    std::string token_file; // bearer token for TCP (required with TCP)
+    std::string persist;    // running config written here after every change; "" disables
+};
+
+// The FPM server for FRR zebra's dplane_fpm_nl.
+struct fpm_config {
+    bool enabled = false;
+    ipv4_addr address = 0x7f000001; // 127.0.0.1
+    uint16_t port = 2620;
+    uint32_t grace_seconds = 30; // learned routes kept this long after the session is lost
+};
+
+struct limits_config {
+    uint32_t ipv4_routes = 65536; // sizes both FIB copies (about 70 MB each at 65536)
+    uint32_t tunnels = 4096;
+};
+
 struct config {
     std::vector<std::string> eal_args; // extra EAL arguments (command line ones come first)
     uint16_t workers = 1;
+    api_config api;
+    fpm_config fpm;
+    limits_config limits;
     std::vector<port_config> ports;
     std::vector<tunnel_config> tunnels;
     std::vector<route_config> routes;

@@ -156,6 +156,10 @@ std::optional<change_failure> gateway::apply(const change_set& changes) {
     std::unique_ptr<tables> next = std::move(std::get<table_writer::prepared>(prepared).snapshot);
     // Static neighbours first: they are needed by the new routes and harm nothing if the
     // publish below never happened (it cannot fail from here on).
+    for (const auto& n : changes.delete_neighbours)
+        for (size_t i = 0; i < next->ports.size(); ++i)
+            if (next->ports[i].name == n.port)
+                (void)neighbours_->remove(static_cast<uint16_t>(i), n.address);
     for (const auto& n : changes.put_neighbours)
         for (size_t i = 0; i < next->ports.size(); ++i)
             if (next->ports[i].name == n.port)

@@ -99,7 +99,6 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
     w->running_ = cfg;
     w->running_.tunnels.clear();
     w->running_.routes.clear();
-    w->running_.neighbours.clear();
 
     fwd::fib4_config fc;
     fc.max_routes = std::max<uint32_t>(limits.ipv4_routes, 1024);
@@ -279,6 +278,31 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             return failure(change_error::invalid, "port '" + p.name + "': gateway " +
                                                       fwd::format_ipv4(*gw) +
                                                       " is not on the port's subnet");
+    }
+
+    // Static neighbours (the gateway installs them once the change is published).
+    for (const auto& n : cs.delete_neighbours) {
+        auto it = std::find_if(
+            next.neighbours.begin(), next.neighbours.end(),
+            [&](const neighbour_config& x) { return x.port == n.port && x.address == n.address; });
+        if (it == next.neighbours.end())
+            return failure(change_error::not_found, "neighbour " + n.port + "/" +
+                                                        fwd::format_ipv4(n.address) +
+                                                        ": no such static neighbour");
+        next.neighbours.erase(it);
+    }
+    for (const auto& n : cs.put_neighbours) {
+        int pi = port_index(ports, n.port);
+        if (pi < 0)
+            return failure(change_error::not_found, "neighbour " + fwd::format_ipv4(n.address) +
+                                                        ": no port '" + n.port + "'");
+        if (!in_subnet(n.address, ports[pi].address, ports[pi].prefix_len))
+            return failure(change_error::invalid, "neighbour " + fwd::format_ipv4(n.address) +
+                                                      ": not on port '" + n.port + "''s subnet");
+        std::erase_if(next.neighbours, [&](const neighbour_config& x) {
+            return x.port == n.port && x.address == n.address;
+        });
+        next.neighbours.push_back(n);
     }
 
     // Tunnels: deletes, then puts (create or replace).
@@ -582,9 +606,15 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         pending_.undo.push_back([this, key, e = it->second] { static_routes_[key] = e; });
         static_routes_.erase(it);
     }
+    std::set<uint64_t> put_keys;
     for (size_t i = 0; i < cs.put_routes.size(); ++i) {
         const auto& r = cs.put_routes[i];
         uint64_t key = key_of(r.prefix);
+        if (!put_keys.insert(key).second)
+            return fail(change_error::invalid,
+                        "route " + prefix_text(key) +
+                            ": given twice (one static route per prefix; a backup path belongs "
+                            "in a tunnel group)");
         fwd::next_hop nh;
         if (auto why = resolve(r, nh))
             return fail(change_error::invalid, "route " + prefix_text(key) + ": " + *why);

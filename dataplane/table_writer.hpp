@@ -47,16 +47,17 @@ struct change_set {
     std::vector<ipv4_prefix> delete_routes; // static routes
     std::vector<learned_route4> put_learned;
     std::vector<ipv4_prefix> delete_learned;
-    std::vector<neighbour_config> put_neighbours; // static neighbours (applied by the gateway)
+    std::vector<neighbour_config> put_neighbours;    // static neighbours (applied by the gateway)
+    std::vector<neighbour_config> delete_neighbours; // by port and address
     bool empty() const noexcept {
         return ports.empty() && put_tunnels.empty() && delete_tunnels.empty() &&
                put_routes.empty() && delete_routes.empty() && put_learned.empty() &&
-               delete_learned.empty() && put_neighbours.empty();
+               delete_learned.empty() && put_neighbours.empty() && delete_neighbours.empty();
     }
     size_t size() const noexcept {
         return ports.size() + put_tunnels.size() + delete_tunnels.size() + put_routes.size() +
                delete_routes.size() + put_learned.size() + delete_learned.size() +
-               put_neighbours.size();
+               put_neighbours.size() + delete_neighbours.size();
     }
 };
 

@@ -94,6 +94,8 @@ class worker_loop {
         c_.count_drop(reason);
     }
     ipv4_addr icmp_source(const rte_mbuf* m) const noexcept {
+        if (m->port >= RTE_MAX_ETHPORTS) [[unlikely]]
+            return t_->icmp_source;
         const auto& p = t_->ports[t_->port_index_by_id[m->port]];
         return p.role == port_role::lan ? p.address : t_->icmp_source;
     }
@@ -192,7 +194,9 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
     fwd::ipv4_info ip;
     if (unlikely(fwd::parse_ipv4(data + l3_offset, len - l3_offset, ip) != fwd::parse_status::ok))
         return drop(m, drop::bad_ipv4);
-    // Later stages (ESP's outer header parse) need not sum the header again.
+    // Later stages (ESP's outer header parse) need not sum the header again; ICMP errors
+    // take their source from the arrival port (not every PMD sets m->port).
+    m->port = p.port_id;
     m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_IP_CKSUM_MASK) | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
     // Ethernet pads short frames: the IP total length, not the frame, says where the packet ends.
     rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - ip.total_length));

@@ -661,3 +661,222 @@ TEST(GatewayConfig, RefusesTunnelsOnAMissingPortWithAClearError) {
 
 } // namespace
 } // namespace sagd::dp
+
+namespace sagd::dp {
+namespace {
+
+// ---- runtime changes (table_writer + gateway::apply) ----
+
+tunnel_config tunnel_cfg(const std::string& name, uint8_t peer_last, uint32_t out_spi,
+                         uint32_t in_spi, uint8_t key_seed) {
+    tunnel_config t;
+    t.name = name;
+    t.port = "wan0";
+    t.peer = ip(198, 51, 100, peer_last);
+    t.encap = tunnel_encap::esp;
+    t.replay_window = 64;
+    t.outbound_sa.spi = out_spi;
+    t.outbound_sa.keymat = key(key_seed);
+    sa_config in;
+    in.spi = in_spi;
+    in.keymat = key(static_cast<uint8_t>(key_seed + 1));
+    t.inbound_sas.push_back(in);
+    return t;
+}
+
+route_config tunnel_route(ipv4_prefix p, const std::string& tunnel) {
+    route_config r;
+    r.prefix = p;
+    r.via = route_via::tunnel;
+    r.tunnel = tunnel;
+    return r;
+}
+
+TEST_F(GatewayTest, TunnelAndRouteAddedAtRuntimeCarryTraffic) {
+    start();
+    frame inner = ipv4_packet(ip(10, 1, 0, 2), ip(10, 7, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 64));
+    send_lan_ip(inner);
+    step();
+    EXPECT_TRUE(drain(wan_).empty());
+    EXPECT_EQ(dropped(drop::no_route), 1u);
+
+    change_set cs;
+    cs.put_tunnels.push_back(tunnel_cfg("edge-new", 9, 0x5001, 0x6001, 40));
+    cs.put_routes.push_back(tunnel_route({ip(10, 7, 0, 0), 16}, "edge-new"));
+    auto f = gw_->apply(cs);
+    ASSERT_FALSE(f) << f->message;
+    EXPECT_EQ(gw_->changes_applied(), 1u);
+
+    send_lan_ip(inner);
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be32(&out[0][14 + 16]), ip(198, 51, 100, 9));
+    EXPECT_EQ(be32(&out[0][14 + 20]), 0x5001u);
+    // Untouched tunnels kept their objects (and sequence numbers).
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 2, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be32(&out[0][14 + 20]), 0x1001u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, AFailedChangeChangesNothing) {
+    start();
+    auto routes_before = gw_->writer().fib().prefix_count();
+    const tables* before = &gw_->tbl();
+    change_set cs;
+    cs.put_tunnels.push_back(tunnel_cfg("edge-new", 9, 0x5001, 0x6001, 40));
+    cs.put_routes.push_back(tunnel_route({ip(10, 7, 0, 0), 16}, "edge-new"));
+    cs.put_routes.push_back(tunnel_route({ip(10, 8, 0, 0), 16}, "no-such-tunnel"));
+    auto f = gw_->apply(cs);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->code, change_error::invalid);
+    EXPECT_NE(f->message.find("10.8.0.0/16"), std::string::npos) << f->message;
+    EXPECT_NE(f->message.find("no-such-tunnel"), std::string::npos) << f->message;
+    EXPECT_EQ(&gw_->tbl(), before);
+    EXPECT_EQ(gw_->writer().fib().prefix_count(), routes_before);
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-new"), nullptr);
+    EXPECT_FALSE(gw_->writer().fib().installed(ip(10, 7, 0, 0), 16));
+    // A duplicate inbound SPI is refused with the other tunnel named; nothing changes either.
+    change_set dup;
+    dup.put_tunnels.push_back(tunnel_cfg("edge-dup", 9, 0x5002, 0x2001, 40));
+    f = gw_->apply(dup);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->code, change_error::conflict);
+    EXPECT_NE(f->message.find("edge-esp"), std::string::npos) << f->message;
+    // The writer is usable after failures: the good half alone applies.
+    change_set good;
+    good.put_tunnels.push_back(tunnel_cfg("edge-new", 9, 0x5001, 0x6001, 40));
+    good.put_routes.push_back(tunnel_route({ip(10, 7, 0, 0), 16}, "edge-new"));
+    ASSERT_FALSE(gw_->apply(good));
+    EXPECT_TRUE(gw_->writer().fib().installed(ip(10, 7, 0, 0), 16));
+}
+
+TEST_F(GatewayTest, ATunnelInUseCannotBeDeletedUntilItsRoutesGo) {
+    start();
+    change_set del;
+    del.delete_tunnels.push_back("edge-esp");
+    auto f = gw_->apply(del);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->code, change_error::conflict);
+    EXPECT_NE(f->message.find("in use by 1 static route"), std::string::npos) << f->message;
+    // Deleting the route in the same change is fine.
+    del.delete_routes.push_back({ip(10, 2, 0, 0), 16});
+    ASSERT_FALSE(gw_->apply(del));
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-esp"), nullptr);
+    // Its inbound SPI is gone too: the peer's packets are unknown SPIs now.
+    send(wan_, peer_esp(0, ipv4_packet(ip(10, 2, 0, 4), ip(10, 1, 0, 2), IPPROTO_UDP,
+                                       udp_payload(1, 2, 16))));
+    step();
+    EXPECT_TRUE(drain(lan_).empty());
+    EXPECT_EQ(dropped(drop::esp_unknown_spi), 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, ReplacingATunnelKeepsUnchangedSasAndTheirState) {
+    start();
+    for (int i = 0; i < 3; ++i)
+        send_lan_ip(
+            ipv4_packet(ip(10, 1, 0, 2), ip(10, 2, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    ASSERT_EQ(drain(wan_).size(), 3u);
+    const auto* sa_before = gw_->tbl().find_tunnel("edge-esp")->outbound.get();
+    // Make-before-break rekey: a second inbound SA joins, the outbound SA stays (same SPI/key).
+    tunnel_config t = cfg_.tunnels[0];
+    sa_config in2;
+    in2.spi = 0x2101;
+    in2.keymat = key(77);
+    t.inbound_sas.push_back(in2);
+    change_set cs;
+    cs.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(cs));
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-esp")->outbound.get(), sa_before);
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 2, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be32(&out[0][14 + 24]), 4u); // the sequence number went on
+    // The old inbound SA still takes the peer's packets.
+    send(wan_, peer_esp(0, ipv4_packet(ip(10, 2, 0, 4), ip(10, 1, 0, 2), IPPROTO_UDP,
+                                       udp_payload(1, 2, 16))));
+    step();
+    EXPECT_EQ(drain(lan_).size(), 1u);
+    // Switch the outbound SA: new SPI from the next packet on, counters stay monotonic.
+    t.outbound_sa.spi = 0x1101;
+    t.outbound_sa.keymat = key(78);
+    change_set sw;
+    sw.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(sw));
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 2, 0, 5), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(be32(&out[0][14 + 20]), 0x1101u);
+    EXPECT_EQ(be32(&out[0][14 + 24]), 1u);
+    const auto* tun = gw_->tbl().find_tunnel("edge-esp");
+    auto s = read_tunnel(*tun, gw_->writer().retired("edge-esp"));
+    EXPECT_EQ(s.tx_packets, 5u);
+    EXPECT_EQ(s.rx_packets, 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, PortAddressChangeMovesConnectedRoutesAndChecksGateways) {
+    start();
+    change_set bad;
+    port_update u;
+    u.port = "lan0";
+    u.address = ip(10, 5, 0, 1);
+    u.prefix_len = 24;
+    bad.ports.push_back(u);
+    auto f = gw_->apply(bad); // the static route via 10.1.0.254 would dangle
+    ASSERT_TRUE(f);
+    EXPECT_NE(f->message.find("10.1.0.254"), std::string::npos) << f->message;
+    EXPECT_TRUE(gw_->writer().fib().installed(ip(10, 1, 0, 0), 24));
+
+    change_set good = bad;
+    good.delete_routes.push_back({ip(10, 9, 0, 0), 16});
+    ASSERT_FALSE(gw_->apply(good));
+    EXPECT_FALSE(gw_->writer().fib().installed(ip(10, 1, 0, 0), 24));
+    EXPECT_TRUE(gw_->writer().fib().installed(ip(10, 5, 0, 0), 24));
+    EXPECT_EQ(gw_->tbl().ports[0].address, ip(10, 5, 0, 1));
+    // Ping to the new address is answered.
+    send_lan_ip(ipv4_packet(ip(10, 5, 0, 2), ip(10, 5, 0, 1), IPPROTO_ICMP, icmp_echo(3, 1)));
+    step();
+    EXPECT_EQ(drain(lan_).size(), 1u);
+}
+
+TEST_F(GatewayTest, LearnedRoutesYieldToStaticOnesOfTheSamePrefix) {
+    start();
+    change_set cs;
+    learned_route4 l;
+    l.prefix = {ip(10, 2, 0, 0), 16}; // also a static route via edge-esp
+    l.gateways = {ip(10, 1, 0, 254)};
+    cs.put_learned.push_back(l);
+    learned_route4 l2;
+    l2.prefix = {ip(10, 60, 0, 0), 16};
+    l2.gateways = {ip(10, 1, 0, 254)};
+    cs.put_learned.push_back(l2);
+    ASSERT_FALSE(gw_->apply(cs));
+    auto winner = gw_->writer().fib().installed(ip(10, 2, 0, 0), 16);
+    ASSERT_TRUE(winner);
+    EXPECT_EQ(winner->origin, fwd::route_origin::static_route);
+    EXPECT_EQ(gw_->writer().fib().candidates(ip(10, 2, 0, 0), 16).size(), 2u);
+    // Traffic to the learned prefix goes to the LAN router.
+    send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 60, 1, 1), IPPROTO_UDP, udp_payload(1, 2, 8)));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::memcmp(out[0].data(), router_mac.data(), 6), 0);
+    // Removing the static route lets the learned one win.
+    change_set del;
+    del.delete_routes.push_back({ip(10, 2, 0, 0), 16});
+    ASSERT_FALSE(gw_->apply(del));
+    EXPECT_EQ(gw_->writer().fib().installed(ip(10, 2, 0, 0), 16)->origin,
+              fwd::route_origin::learned);
+    expect_balanced();
+}
+
+} // namespace
+} // namespace sagd::dp

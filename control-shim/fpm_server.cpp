@@ -1,0 +1,261 @@
+#include "control-shim/fpm_server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace sagd::shim {
+
+namespace {
+
+uint64_t key_of(ipv4_addr a, uint8_t len) {
+    return (uint64_t{a} << 8) | len;
+}
+
+ipv4_addr v4(const ip_bytes& b) {
+    return (ipv4_addr{b[0]} << 24) | (ipv4_addr{b[1]} << 16) | (ipv4_addr{b[2]} << 8) | b[3];
+}
+
+bool on_lan(const dp::tables& t, ipv4_addr a) {
+    for (const auto& p : t.ports)
+        if (p.role == port_role::lan &&
+            (a & dp::prefix_mask(p.prefix_len)) == (p.address & dp::prefix_mask(p.prefix_len)))
+            return true;
+    return false;
+}
+
+} // namespace
+
+fwd::result<std::unique_ptr<fpm_server>> fpm_server::create(const fpm_server_options& o,
+                                                            const dp::gateway& gw, apply_fn apply) {
+    std::unique_ptr<fpm_server> s(new fpm_server(o, gw, std::move(apply)));
+    std::string where = fwd::format_ipv4(o.address) + ":" + std::to_string(o.port);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fwd::error{"fpm: socket: " + std::string(std::strerror(errno))};
+    s->listen_fd_ = fd;
+    int one = 1;
+    (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(o.port);
+    sa.sin_addr.s_addr = htonl(o.address);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+        return fwd::error{"fpm: cannot listen on " + where + ": " + std::strerror(errno)};
+    if (::listen(fd, 4) != 0)
+        return fwd::error{"fpm: listen " + where + ": " + std::strerror(errno)};
+    socklen_t len = sizeof sa;
+    (void)::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    s->port_ = ntohs(sa.sin_port);
+    return s;
+}
+
+fpm_server::~fpm_server() {
+    if (conn_fd_ >= 0)
+        ::close(conn_fd_);
+    if (listen_fd_ >= 0)
+        ::close(listen_fd_);
+}
+
+void fpm_server::close_session(const char* why) {
+    if (conn_fd_ < 0)
+        return;
+    std::fprintf(stderr,
+                 "sagd: fpm: session with %s closed (%s); learned routes kept for %llu ms\n",
+                 peer_.c_str(), why, static_cast<unsigned long long>(options_.grace_ms));
+    ::close(conn_fd_);
+    conn_fd_ = -1;
+    framer_.reset();
+    store_.session_lost();
+    stale_since_ms_ = now_ms_;
+}
+
+bool fpm_server::poll(uint64_t now_ms) {
+    now_ms_ = now_ms;
+    bool did = false;
+    // A new connection replaces the old one: zebra reconnects after a restart and re-sends
+    // its whole table.
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        if (conn_fd_ >= 0)
+            close_session("replaced by a new connection");
+        conn_fd_ = fd;
+        char buf[INET_ADDRSTRLEN] = "?";
+        ::inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof buf);
+        peer_ = std::string(buf) + ":" + std::to_string(ntohs(peer.sin_port));
+        ++counters_.sessions;
+        std::fprintf(stderr, "sagd: fpm: zebra connected from %s\n", peer_.c_str());
+        did = true;
+    }
+    size_t messages = 0;
+    while (conn_fd_ >= 0 && messages < options_.max_messages_per_poll) {
+        uint8_t buf[65536];
+        ssize_t n = ::recv(conn_fd_, buf, sizeof buf, 0);
+        if (n == 0) {
+            close_session("peer closed");
+            break;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            close_session(std::strerror(errno));
+            break;
+        }
+        did = true;
+        if (auto st = framer_.feed(std::span<const uint8_t>(buf, static_cast<size_t>(n))); !st) {
+            ++counters_.framing_errors;
+            std::fprintf(stderr, "sagd: fpm: %s\n", st.err().message.c_str());
+            close_session("bad stream");
+            break;
+        }
+        for (;;) {
+            auto next = framer_.next();
+            if (!next) {
+                ++counters_.framing_errors;
+                std::fprintf(stderr, "sagd: fpm: %s\n", next.err().message.c_str());
+                close_session("bad stream");
+                break;
+            }
+            if (!next.value())
+                break;
+            ++counters_.messages;
+            ++messages;
+            auto items = decode_fpm_message(*next.value(), store_.options());
+            if (!items) {
+                ++counters_.decode_errors;
+                store_.count_error();
+                continue; // all or nothing: the message is refused, the session goes on
+            }
+            for (const auto& it : items.value())
+                if (it.kind == fpm_item_kind::route)
+                    touched_.insert(key_of(it.route));
+            store_.apply(items.value());
+        }
+    }
+    if (!touched_.empty()) {
+        install_touched();
+        did = true;
+    }
+    // After the grace time, withdraw what a reconnecting zebra did not send again.
+    if (stale_since_ms_ && now_ms - *stale_since_ms_ >= options_.grace_ms) {
+        stale_since_ms_.reset();
+        store_.for_each([&](const route_key& k, const learned_route& r) {
+            if (r.stale)
+                touched_.insert(k);
+        });
+        size_t n = store_.sweep_stale();
+        counters_.swept += n;
+        if (n != 0)
+            std::fprintf(stderr, "sagd: fpm: grace time over: %zu stale learned routes withdrawn\n",
+                         n);
+        install_touched();
+        did = true;
+    }
+    return did;
+}
+
+void fpm_server::install_touched() {
+    const dp::tables& t = gw_.tbl();
+    dp::change_set cs;
+    for (const auto& k : touched_) {
+        if (k.family != ip_family::ipv4)
+            continue; // kept in the store and listed; IPv6 forwarding is not enabled
+        ipv4_addr prefix = v4(k.prefix);
+        uint64_t key = key_of(prefix, k.prefix_len);
+        const learned_route* r = store_.find(k);
+        bool want = r != nullptr;
+        dp::learned_route4 l;
+        if (want) {
+            l.prefix = {prefix, k.prefix_len};
+            l.distance = options_.distance;
+            if (!r->route.blackhole) {
+                for (const auto& h : r->route.next_hops)
+                    if (h.has_gateway && on_lan(t, v4(h.gateway)))
+                        l.gateways.push_back(v4(h.gateway));
+                if (l.gateways.empty()) {
+                    ++counters_.unresolved; // e.g. zebra's own connected routes
+                    want = false;
+                }
+            }
+        }
+        auto it = installed_.find(key);
+        if (want) {
+            if (it != installed_.end() && it->second.gateways == l.gateways &&
+                it->second.distance == l.distance)
+                continue;
+            cs.put_learned.push_back(l);
+        } else if (it != installed_.end()) {
+            cs.delete_learned.push_back(it->second.prefix);
+        }
+    }
+    touched_.clear();
+    if (cs.empty())
+        return;
+    auto record = [&](const dp::change_set& c) {
+        for (const auto& l : c.put_learned)
+            installed_[key_of(l.prefix.addr, l.prefix.len)] = l;
+        for (const auto& p : c.delete_learned)
+            installed_.erase(key_of(p.addr, p.len));
+    };
+    if (!apply_(cs)) {
+        record(cs);
+        ++counters_.installed_changes;
+        return;
+    }
+    // The batch as one failed (a table full, most likely): install what fits, one by one.
+    for (const auto& l : cs.put_learned) {
+        dp::change_set one;
+        one.put_learned.push_back(l);
+        if (auto f = apply_(one)) {
+            ++counters_.install_failures;
+            std::fprintf(stderr, "sagd: fpm: %s\n", f->message.c_str());
+        } else {
+            record(one);
+        }
+    }
+    for (const auto& p : cs.delete_learned) {
+        dp::change_set one;
+        one.delete_learned.push_back(p);
+        if (!apply_(one))
+            record(one);
+    }
+    ++counters_.installed_changes;
+}
+
+void fpm_server::write_status(json_writer& j) const {
+    size_t v4_routes = 0, v6_routes = 0;
+    store_.for_each([&](const route_key& k, const learned_route&) {
+        (k.family == ip_family::ipv4 ? v4_routes : v6_routes)++;
+    });
+    j.begin_object();
+    j.member("state", connected() ? "connected" : "listening");
+    j.member("listen", fwd::format_ipv4(options_.address) + ":" + std::to_string(port_));
+    j.member("peer", connected() ? peer_ : std::string{});
+    j.member("ipv4_routes", static_cast<uint64_t>(v4_routes));
+    j.member("ipv6_routes", static_cast<uint64_t>(v6_routes));
+    j.member("installed", static_cast<uint64_t>(installed_.size()));
+    j.member("stale", static_cast<uint64_t>(store_.stale_count()));
+    j.member("sessions", counters_.sessions);
+    j.member("messages", counters_.messages);
+    j.member("decode_errors", counters_.decode_errors);
+    j.member("framing_errors", counters_.framing_errors);
+    j.member("install_failures", counters_.install_failures);
+    j.member("unresolved", counters_.unresolved);
+    j.member("swept", counters_.swept);
+    const auto& c = store_.counters();
+    j.member("adds", c.adds).member("deletes", c.deletes).member("unsupported", c.unsupported);
+    j.member("other_table", c.other_table);
+    j.end_object();
+}
+
+} // namespace sagd::shim
