@@ -10,7 +10,7 @@ PKGS=(
     dpdk dpdk-dev libdpdk-dev dpdk-doc libipsec-mb-dev libhyperscan-dev libssl-dev
     libyaml-cpp-dev libbenchmark-dev libgtest-dev libgmock-dev
     python3-scapy python3-cryptography python3-yaml python3-pyelftools python3-matplotlib linux-perf
-    tshark iproute2 iputils-ping frr nftables tcpdump socat netcat-openbsd ethtool
+    tshark iproute2 iputils-ping frr curl nftables tcpdump socat netcat-openbsd ethtool
     libpcap-dev libnuma-dev
 )
 

@@ -27,6 +27,11 @@ declare -gA IT_PIDS=()           # name -> pid (the `ip netns exec` wrapper, own
 declare -gA IT_LOGS=()           # name -> log file
 IT_WATCHDOG=""
 IT_RESULT=""
+declare -ga IT_CLEANUP_HOOKS=()  # commands the cleanup runs first, last registered first
+
+# it_on_cleanup CMD: run CMD (a function name, no arguments) at cleanup, before the processes
+# started with it_start are stopped and the namespaces deleted (e.g. frr_stop_all).
+it_on_cleanup() { IT_CLEANUP_HOOKS=("$1" "${IT_CLEANUP_HOOKS[@]}"); }
 
 it_log() { printf '[%s %s] %s\n' "$(date +%H:%M:%S)" "${IT_NAME:-it}" "$*" >&2; }
 
@@ -68,6 +73,7 @@ it__watchdog() {
 it__cleanup() {
     local rc=$? n
     trap - EXIT INT TERM HUP
+    for n in "${IT_CLEANUP_HOOKS[@]}"; do "$n" >/dev/null 2>&1 || true; done
     for n in "${!IT_PIDS[@]}"; do it_stop "$n" 3 >/dev/null 2>&1 || true; done
     netns_down
     rm -rf /var/run/dpdk/sagd-it-secgw /var/run/dpdk/sagd-it-sagd   # EAL runtime dirs of our processes

@@ -1,0 +1,360 @@
+// The runtime API's handlers against a real gateway on DPDK ring ports: what a request changes,
+// what it refuses (and that a refused request changes nothing), what it shows (never a key).
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "control-shim/api.hpp"
+#include "control-shim/config_yaml.hpp"
+#include "control-shim/metrics.hpp"
+
+namespace sagd::shim {
+namespace {
+
+rte_mempool* pool() {
+    static rte_mempool* p =
+        rte_pktmbuf_pool_create("api_test_pool", 4095, 64, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    return p;
+}
+
+std::string ring_port(const std::string& name) {
+    rte_ring* rx = rte_ring_create((name + "_rx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* tx = rte_ring_create((name + "_tx").c_str(), 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    int id = rte_eth_from_rings(name.c_str(), &rx, 1, &tx, 1, 0);
+    EXPECT_GE(id, 0);
+    char ethdev_name[RTE_ETH_NAME_MAX_LEN];
+    EXPECT_EQ(rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), ethdev_name), 0);
+    return ethdev_name;
+}
+
+const char* key_out = "0x2b7e151628aed2a6abf7158809cf4f3ccafebabe";
+const char* key_in = "0x603deb1015ca71be2b73aef0857d7781deadbeef";
+
+std::string tunnel_json(const std::string& name, int n) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  R"({"name": "%s", "port": "wan0", "peer": "198.51.100.%d", "encap": "esp",)"
+                  R"( "outbound_sa": {"spi": %d, "cipher": "aes-gcm-128", "key": "%s"},)"
+                  R"( "inbound_sas": [{"spi": %d, "cipher": "aes-gcm-128", "key": "%s"}]})",
+                  name.c_str(), n, 0x5000 + n, key_out, 0x6000 + n, key_in);
+    return buf;
+}
+
+class ApiTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        ASSERT_NE(pool(), nullptr);
+        static int instance = 0;
+        ++instance;
+        dir_ = "/tmp/sagd-api-test-" + std::to_string(getpid()) + "-" + std::to_string(instance);
+        ::mkdir(dir_.c_str(), 0700);
+        std::string lan = ring_port("api_lan" + std::to_string(instance));
+        std::string wan = ring_port("api_wan" + std::to_string(instance));
+        std::string text = "ports:\n"
+                           "  - {name: lan0, role: lan, device: \"" +
+                           lan +
+                           "\", address: 10.1.0.1/24}\n"
+                           "  - {name: wan0, role: wan, device: \"" +
+                           wan +
+                           "\", address: 192.0.2.1/24, gateway: 192.0.2.254}\n"
+                           "tunnels:\n"
+                           "  - name: edge-1\n"
+                           "    port: wan0\n"
+                           "    peer: 198.51.100.1\n"
+                           "    encap: esp\n"
+                           "    outbound_sa: {spi: 0x1001, cipher: aes-gcm-128, key: " +
+                           std::string(key_out) +
+                           "}\n"
+                           "    inbound_sas:\n"
+                           "      - {spi: 0x2001, cipher: aes-gcm-128, key: " +
+                           std::string(key_in) +
+                           "}\n"
+                           "routes:\n"
+                           "  - {prefix: 10.2.0.0/16, tunnel: edge-1}\n"
+                           "  - {prefix: 10.9.0.0/16, gateway: 10.1.0.254}\n";
+        auto cfg = load_config_string(text, "test");
+        ASSERT_TRUE(cfg.ok()) << cfg.err().message;
+        auto gw = dp::gateway::create(cfg.value(), pool(), crypto::engine_kind::openssl);
+        ASSERT_TRUE(gw.ok()) << gw.err().message;
+        gw_ = std::move(gw.value());
+        api_options o;
+        o.persist_path = dir_ + "/running.yaml";
+        api_hooks h;
+        h.metrics = [this] { return render_metrics(*gw_, nullptr); };
+        api_ = std::make_unique<api>(*gw_, o, h);
+        ASSERT_EQ(api_->persist(), "");
+    }
+    void TearDown() override {
+        api_.reset();
+        gw_.reset();
+        std::remove((dir_ + "/running.yaml").c_str());
+        ::rmdir(dir_.c_str());
+    }
+
+    http_response call(const std::string& method, const std::string& target,
+                       const std::string& body = "", const std::string& content_type = "") {
+        http_request r;
+        r.method = method;
+        size_t q = target.find('?');
+        r.path = target.substr(0, q);
+        if (q != std::string::npos) {
+            std::string qs = target.substr(q + 1);
+            std::stringstream ss(qs);
+            std::string kv;
+            while (std::getline(ss, kv, '&')) {
+                size_t eq = kv.find('=');
+                r.query.emplace_back(kv.substr(0, eq),
+                                     eq == std::string::npos ? "" : kv.substr(eq + 1));
+            }
+        }
+        r.body = body;
+        if (!content_type.empty())
+            r.headers.emplace_back("content-type", content_type);
+        auto resp = api_->handle(r, connection_info{});
+        // Keys never leave: neither the hex of a configured key nor its tail.
+        EXPECT_EQ(resp.body.find("2b7e151628aed2a6"), std::string::npos) << target;
+        EXPECT_EQ(resp.body.find("603deb1015ca71be"), std::string::npos) << target;
+        return resp;
+    }
+    size_t routes() const { return gw_->writer().fib().prefix_count(); }
+
+    std::string dir_;
+    std::unique_ptr<dp::gateway> gw_;
+    std::unique_ptr<api> api_;
+};
+
+TEST_F(ApiTest, ShowsStatusPortsTunnelsWithoutKeys) {
+    auto s = call("GET", "/v1/status");
+    EXPECT_EQ(s.status, 200);
+    EXPECT_NE(s.body.find("\"tunnels\":1"), std::string::npos) << s.body;
+    auto p = call("GET", "/v1/ports/wan0");
+    EXPECT_EQ(p.status, 200);
+    EXPECT_NE(p.body.find("\"gateway\":\"192.0.2.254\""), std::string::npos) << p.body;
+    auto t = call("GET", "/v1/tunnels");
+    EXPECT_EQ(t.status, 200);
+    EXPECT_NE(t.body.find("\"spi\":\"0x1001\""), std::string::npos) << t.body;
+    EXPECT_EQ(t.body.find("key"), std::string::npos) << t.body;
+    EXPECT_EQ(call("GET", "/v1/tunnels/nope").status, 404);
+    EXPECT_EQ(call("GET", "/v2/status").status, 404);
+    EXPECT_EQ(call("DELETE", "/v1/status").status, 405);
+    EXPECT_EQ(call("POST", "/v1/tunnels", "x", "application/octet-stream").status, 415);
+}
+
+TEST_F(ApiTest, CreatesReplacesAndDeletesTunnels) {
+    auto r = call("POST", "/v1/tunnels", tunnel_json("edge-2", 2), "application/json");
+    ASSERT_EQ(r.status, 201) << r.body;
+    EXPECT_NE(gw_->tbl().find_tunnel("edge-2"), nullptr);
+    EXPECT_EQ(call("POST", "/v1/tunnels", tunnel_json("edge-2", 2)).status, 409);
+    // PUT replaces; the name in the path must match the body.
+    EXPECT_EQ(call("PUT", "/v1/tunnels/edge-3", tunnel_json("edge-2", 2)).status, 400);
+    auto put = call("PUT", "/v1/tunnels/edge-2", tunnel_json("edge-2", 7));
+    ASSERT_EQ(put.status, 200) << put.body;
+    EXPECT_NE(put.body.find("198.51.100.7"), std::string::npos);
+    // A route through it, then deleting it is refused until the route goes.
+    ASSERT_EQ(
+        call("POST", "/v1/routes", R"({"prefix": "10.70.0.0/16", "tunnel": "edge-2"})").status,
+        200);
+    auto busy = call("DELETE", "/v1/tunnels/edge-2");
+    EXPECT_EQ(busy.status, 409);
+    EXPECT_NE(busy.body.find("in use"), std::string::npos) << busy.body;
+    EXPECT_EQ(call("DELETE", "/v1/routes?prefix=10.70.0.0/16").status, 200);
+    EXPECT_EQ(call("DELETE", "/v1/tunnels/edge-2").status, 200);
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-2"), nullptr);
+    EXPECT_EQ(call("DELETE", "/v1/tunnels/edge-2").status, 404);
+}
+
+TEST_F(ApiTest, InvalidTunnelsAreRefusedNamingObjectFieldAndReason) {
+    std::string bad = tunnel_json("edge-2", 2);
+    bad.replace(bad.find("\"esp\""), 5, "\"gre\"");
+    auto r = call("POST", "/v1/tunnels", bad);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("edge-2"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("encap"), std::string::npos) << r.body;
+    // Reusing another tunnel's inbound SPI: a conflict that names the owner.
+    std::string dup = tunnel_json("edge-2", 2);
+    dup.replace(dup.find(std::to_string(0x6000 + 2)), 5, "8193"); // 0x2001
+    r = call("POST", "/v1/tunnels", dup);
+    EXPECT_EQ(r.status, 409) << r.body;
+    EXPECT_NE(r.body.find("edge-1"), std::string::npos) << r.body;
+    // A key of the wrong length is refused without echoing it.
+    std::string short_key = tunnel_json("edge-2", 2);
+    short_key.replace(short_key.find(key_in), std::strlen(key_in), "0x603deb1015ca71be2b73");
+    r = call("POST", "/v1/tunnels", short_key);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.body.find("603deb10"), std::string::npos) << r.body;
+    EXPECT_EQ(call("POST", "/v1/tunnels", "{not json").status, 400);
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-2"), nullptr);
+    EXPECT_EQ(gw_->changes_applied(), 0u);
+}
+
+TEST_F(ApiTest, RouteBatchesApplyAsOneChangeOrNotAtAll) {
+    size_t before = routes();
+    std::string batch;
+    for (int i = 0; i < 200; ++i)
+        batch += "add 10." + std::to_string(100 + i / 100) + "." + std::to_string(i % 100) +
+                 ".0/24 tunnel edge-1\n";
+    batch += "add 10.99.0.0/16 via 10.1.0.254 distance 5\n";
+    auto bad =
+        call("POST", "/v1/routes", batch + "add 10.98.0.0/16 tunnel missing\n", "text/plain");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("missing"), std::string::npos) << bad.body;
+    EXPECT_EQ(routes(), before);
+    auto syntax =
+        call("POST", "/v1/routes", batch + "add 10.98.0.0/33 tunnel edge-1\n", "text/plain");
+    EXPECT_EQ(syntax.status, 400);
+    EXPECT_NE(syntax.body.find("line 202"), std::string::npos) << syntax.body;
+    EXPECT_EQ(routes(), before);
+
+    auto ok = call("POST", "/v1/routes", batch, "text/plain");
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    EXPECT_EQ(routes(), before + 201);
+    EXPECT_EQ(gw_->changes_applied(), 1u);
+    auto longer = call("GET", "/v1/routes?prefix=10.100.0.0/16&match=longer");
+    EXPECT_NE(longer.body.find("\"total\":100"), std::string::npos) << longer.body.substr(0, 200);
+    auto best = call("GET", "/v1/routes?prefix=10.99.3.4/32&match=best");
+    EXPECT_NE(best.body.find("\"prefix\":\"10.99.0.0/16\""), std::string::npos) << best.body;
+    EXPECT_NE(best.body.find("\"gateway\":\"10.1.0.254\""), std::string::npos) << best.body;
+    EXPECT_EQ(call("GET", "/v1/routes?prefix=10.99.0.1/16").status, 400); // host bits
+
+    std::string del;
+    for (int i = 0; i < 200; ++i)
+        del +=
+            "del 10." + std::to_string(100 + i / 100) + "." + std::to_string(i % 100) + ".0/24\n";
+    ASSERT_EQ(call("POST", "/v1/routes", del, "text/plain").status, 200);
+    EXPECT_EQ(routes(), before + 1);
+    // JSON add/delete form.
+    auto j = call("POST", "/v1/routes",
+                  R"({"add": [{"prefix": "10.77.0.0/16", "tunnel": "edge-1"}],)"
+                  R"( "delete": ["10.99.0.0/16"]})");
+    ASSERT_EQ(j.status, 200) << j.body;
+    EXPECT_EQ(routes(), before + 1);
+    EXPECT_EQ(call("DELETE", "/v1/routes?prefix=10.99.0.0/16").status, 404);
+}
+
+TEST_F(ApiTest, PortsChangeAtRuntimeWithChecks) {
+    auto r = call("PATCH", "/v1/ports/wan0", R"({"mtu": 1400})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(gw_->tbl().ports[1].mtu, 1400);
+    EXPECT_EQ(call("PATCH", "/v1/ports/wan0", R"({"mtu": 100})").status, 400);
+    EXPECT_EQ(call("PATCH", "/v1/ports/wan0", R"({"colour": "red"})").status, 400);
+    EXPECT_EQ(call("PATCH", "/v1/ports/nope", R"({"mtu": 1400})").status, 404);
+    auto g = call("PATCH", "/v1/ports/lan0", R"({"gateway": "10.1.0.9"})");
+    EXPECT_EQ(g.status, 400) << g.body; // only WAN ports have a gateway
+}
+
+TEST_F(ApiTest, RekeyIsMakeBeforeBreakAndRetiresTheOldInboundSa) {
+    std::string body =
+        std::string(R"({"outbound_sa": {"spi": 4353, "cipher": "aes-gcm-128", "key": ")") + key_in +
+        R"("}, "inbound_sa": {"spi": 8449, "cipher": "aes-gcm-128", "key": ")" + key_out +
+        R"("}, "retire_after_ms": 5000})";
+    auto r = call("POST", "/v1/tunnels/edge-1/rekey", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto* t = gw_->tbl().find_tunnel("edge-1");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->outbound->spi, 4353u);
+    ASSERT_EQ(t->inbound.size(), 2u);
+    EXPECT_NE(r.body.find("retires_in_ms"), std::string::npos) << r.body;
+    EXPECT_EQ(call("POST", "/v1/tunnels/edge-1/rekey", body).status, 409); // same SPIs again
+    // Not yet due: nothing happens; due: the old inbound SA (0x2001) goes.
+    api_->poll(1);
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-1")->inbound.size(), 2u);
+    api_->poll(UINT64_MAX / 2);
+    t = gw_->tbl().find_tunnel("edge-1");
+    ASSERT_EQ(t->inbound.size(), 1u);
+    EXPECT_EQ(t->inbound[0]->spi, 8449u);
+    EXPECT_EQ(call("POST", "/v1/tunnels/edge-1/rekey", R"({"outbound_sa": {}})").status, 400);
+    EXPECT_EQ(call("POST", "/v1/tunnels/none/rekey", body).status, 404);
+}
+
+TEST_F(ApiTest, DeclarativeApplyDiffsAndPersists) {
+    auto cur = call("GET", "/v1/config");
+    EXPECT_EQ(cur.status, 200);
+    EXPECT_NE(cur.body.find("key: redacted"), std::string::npos);
+    // The persisted file holds the keys (mode 0600) and loads back to the same config.
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ + "/running.yaml").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto saved = load_config_file(dir_ + "/running.yaml");
+    ASSERT_TRUE(saved.ok()) << saved.err().message;
+    EXPECT_EQ(dump_config(saved.value(), true), dump_config(gw_->writer().running(), true));
+
+    // Target: one more tunnel and route, one route gone, an MTU change.
+    config target = saved.value();
+    auto extra = parse_tunnel_body(target, tunnel_json("edge-2", 2));
+    ASSERT_TRUE(extra.ok()) << extra.err().message;
+    target.tunnels.push_back(extra.value());
+    target.routes.erase(target.routes.begin() + 1); // 10.9.0.0/16 via the LAN router
+    route_config r;
+    r.prefix = {0x0a4d0000, 16}; // 10.77.0.0/16
+    r.tunnel = "edge-2";
+    target.routes.push_back(r);
+    target.ports[0].mtu = 1400;
+    std::string text = dump_config(target, true);
+    auto dry = call("PUT", "/v1/config?dry_run=1", text, "application/yaml");
+    ASSERT_EQ(dry.status, 200) << dry.body;
+    EXPECT_NE(dry.body.find("\"changes\":4"), std::string::npos) << dry.body;
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-2"), nullptr);
+    auto done = call("PUT", "/v1/config", text, "application/yaml");
+    ASSERT_EQ(done.status, 200) << done.body;
+    EXPECT_NE(gw_->tbl().find_tunnel("edge-2"), nullptr);
+    EXPECT_EQ(gw_->tbl().ports[0].mtu, 1400);
+    EXPECT_FALSE(gw_->writer().fib().installed(0x0a090000, 16));
+    EXPECT_EQ(gw_->changes_applied(), 1u);
+    auto again = load_config_file(dir_ + "/running.yaml");
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(dump_config(again.value(), true), text);
+    // Applying the same file again changes nothing; a restart-only change is refused.
+    auto same = call("PUT", "/v1/config", text);
+    EXPECT_NE(same.body.find("\"changes\":0"), std::string::npos) << same.body;
+    target.workers = 2;
+    auto restart = call("PUT", "/v1/config", dump_config(target, true));
+    EXPECT_EQ(restart.status, 409);
+    EXPECT_NE(restart.body.find("restart"), std::string::npos) << restart.body;
+}
+
+TEST_F(ApiTest, MetricsAndCountersAreServed) {
+    auto m = call("GET", "/metrics");
+    EXPECT_EQ(m.status, 200);
+    EXPECT_EQ(m.content_type.rfind("text/plain", 0), 0u);
+    EXPECT_NE(m.body.find("# TYPE sagd_drops_total counter"), std::string::npos);
+    EXPECT_NE(m.body.find("sagd_tunnel_packets_total{tunnel=\"edge-1\",direction=\"tx\"} 0"),
+              std::string::npos)
+        << m.body;
+    auto c = call("GET", "/v1/counters");
+    EXPECT_EQ(c.status, 200);
+    EXPECT_NE(c.body.find("\"esp_icv_fail\":0"), std::string::npos);
+    auto n = call("GET", "/v1/onprem-prefixes");
+    EXPECT_NE(n.body.find("\"10.1.0.0/24\""), std::string::npos) << n.body;
+    EXPECT_NE(n.body.find("\"10.9.0.0/16\""), std::string::npos) << n.body;
+}
+
+TEST(RouteBatch, ParsesAndRefusesLineByLine) {
+    dp::change_set cs;
+    EXPECT_FALSE(parse_route_batch("# comment\n\nadd 10.0.0.0/8 tunnel a\r\ndel 10.1.0.0/16\n"
+                                   "add 10.2.0.0/16 via 10.1.0.254 distance 200",
+                                   cs));
+    ASSERT_EQ(cs.put_routes.size(), 2u);
+    EXPECT_EQ(cs.put_routes[1].distance, 200);
+    EXPECT_EQ(cs.delete_routes.size(), 1u);
+    for (const char* bad :
+         {"add 10.0.0.0/8", "add 10.0.0.1/8 tunnel a", "add 10.0.0.0/8 tunnel a distance 0",
+          "add 10.0.0.0/8 via 10.1.0.256", "frob 10.0.0.0/8", "del", "del 10.0.0.0/8 x",
+          "add 10.0.0.0/8 tunnel a\ndel 10.0.0.0/8"}) {
+        dp::change_set x;
+        EXPECT_TRUE(parse_route_batch(bad, x)) << bad;
+    }
+}
+
+} // namespace
+} // namespace sagd::shim
