@@ -193,6 +193,14 @@ result<uint32_t> table_writer::acquire(const fwd::next_hop& nh) {
 
 void table_writer::rollback() {
     fib_->rollback();
+    for (auto it = pending_.route_undo.rbegin(); it != pending_.route_undo.rend(); ++it) {
+        if (it->second)
+            static_routes_[it->first] = std::move(*it->second);
+        else
+            static_routes_.erase(it->first);
+    }
+    if (!pending_.static_refs.empty())
+        static_refs_ = std::move(pending_.static_refs);
     for (auto it = pending_.undo.rbegin(); it != pending_.undo.rend(); ++it)
         (*it)();
     for (uint32_t id : pending_.acquired)
@@ -579,17 +587,19 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         nh = {fwd::next_hop_kind::gateway, static_cast<uint16_t>(pi), r.gateway, 0};
         return std::nullopt;
     };
+    if (!cs.put_routes.empty() || !cs.delete_routes.empty())
+        pending_.static_refs = static_refs_; // restored by rollback()
     auto adjust_refs = [&](const route_config& r, int delta) {
         if (r.via != route_via::tunnel)
             return;
         auto it = ids.find(r.tunnel);
-        if (it == ids.end())
+        if (it == ids.end()) {
             it = tunnel_ids_.find(r.tunnel);
-        if (it == tunnel_ids_.end() || it->second >= static_refs_.size())
-            return;
-        uint32_t id = it->second;
-        static_refs_[id] += delta;
-        pending_.undo.push_back([this, id, delta] { static_refs_[id] -= delta; });
+            if (it == tunnel_ids_.end())
+                return;
+        }
+        if (it->second < static_refs_.size())
+            static_refs_[it->second] += delta;
     };
 
     // Static routes: deletes, then puts.
@@ -603,7 +613,7 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
             return fib_error(st.err());
         adjust_refs(it->second.config, -1);
         pending_.to_release.push_back(it->second.next_hop_id);
-        pending_.undo.push_back([this, key, e = it->second] { static_routes_[key] = e; });
+        pending_.route_undo.emplace_back(key, std::move(it->second));
         static_routes_.erase(it);
     }
     std::set<uint64_t> put_keys;
@@ -625,16 +635,15 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                 id.value(), r.distance);
             !st)
             return fib_error(st.err());
-        auto it = static_routes_.find(key);
-        if (it != static_routes_.end()) {
+        auto [it, fresh] = static_routes_.try_emplace(key);
+        if (!fresh) {
             adjust_refs(it->second.config, -1);
             pending_.to_release.push_back(it->second.next_hop_id);
-            pending_.undo.push_back([this, key, e = it->second] { static_routes_[key] = e; });
-            it->second = {r, id.value()};
+            pending_.route_undo.emplace_back(key, std::move(it->second));
         } else {
-            pending_.undo.push_back([this, key] { static_routes_.erase(key); });
-            static_routes_.emplace(key, route_entry{r, id.value()});
+            pending_.route_undo.emplace_back(key, std::nullopt);
         }
+        it->second = {r, id.value()};
         adjust_refs(r, +1);
     }
     // Gateway routes must stay on a connected LAN subnet when a LAN port's address changes.

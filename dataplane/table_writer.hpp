@@ -170,6 +170,10 @@ class table_writer {
         std::vector<uint32_t> to_release;        // references to drop once readers moved on
         std::vector<uint32_t> freed_ids;         // tunnel ids of deleted tunnels
         std::vector<std::function<void()>> undo; // control-side maps, newest last
+        // Static routes (the bulk of big changes) get a typed journal: prefix key and the
+        // entry before the change (none: absent), newest last.
+        std::vector<std::pair<uint64_t, std::optional<route_entry>>> route_undo;
+        std::vector<uint32_t> static_refs; // static_refs_ before the change
         std::vector<std::string> deleted_names;
     } pending_;
 };

@@ -162,13 +162,11 @@ int fib4::write_state(rte_fib* f, uint64_t key) {
 void fib4::remember(uint64_t key) {
     if (undo_.empty())
         undo_candidates_ = candidates_;
-    if (undo_.count(key) != 0)
-        return;
     auto it = table_.find(key);
     if (it == table_.end())
-        undo_.emplace(key, std::nullopt);
+        undo_.emplace_back(key, std::nullopt);
     else
-        undo_.emplace(key, it->second);
+        undo_.emplace_back(key, it->second);
 }
 
 rte_fib* fib4::publish() noexcept {
@@ -196,11 +194,11 @@ void fib4::sync() {
 void fib4::rollback() {
     if (undo_.empty())
         return;
-    for (auto& [key, prev] : undo_) {
-        if (prev)
-            table_[key] = std::move(*prev);
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+        if (it->second)
+            table_[it->first] = std::move(*it->second);
         else
-            table_.erase(key);
+            table_.erase(it->first);
     }
     candidates_ = undo_candidates_;
     rte_fib* f = writable();

@@ -145,8 +145,9 @@ class fib4 {
     size_t candidates_ = 0;
     // (prefix, len) -> candidates, sorted so front() is the winner.
     std::map<uint64_t, std::vector<route4>> table_;
-    // Since the last publish(): each touched prefix's earlier candidates (none: absent).
-    std::map<uint64_t, std::optional<std::vector<route4>>> undo_;
+    // Since the last publish(): each change's prefix and its candidates before the change
+    // (none: absent), oldest first; rollback() undoes them newest first.
+    std::vector<std::pair<uint64_t, std::optional<std::vector<route4>>>> undo_;
     size_t undo_candidates_ = 0;
     std::vector<uint64_t> to_sync_; // published but not yet written to the other copy
 };

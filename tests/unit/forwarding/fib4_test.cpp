@@ -319,3 +319,89 @@ TEST(fib4, top_of_address_space_chain) {
     ASSERT_TRUE(f->remove(0, 0, route_origin::static_route));
     expect_all(fib4::no_route, 14, 14, 11);
 }
+
+namespace {
+std::unique_ptr<fib4> make_double_fib() {
+    fib4_config c;
+    c.name = "dbl";
+    c.max_routes = 4096;
+    c.tbl8_groups = 512;
+    c.double_buffered = true;
+    auto r = fib4::create(c);
+    if (!r)
+        ADD_FAILURE() << r.err().message;
+    return r ? std::move(r).value() : nullptr;
+}
+
+// What a reader of `f` (a published copy) sees for a few probe addresses.
+std::vector<uint64_t> probe(rte_fib* f, const std::vector<uint32_t>& addrs) {
+    std::vector<uint64_t> out(addrs.size());
+    std::vector<uint32_t> a = addrs;
+    rte_fib_lookup_bulk(f, a.data(), out.data(), static_cast<int>(a.size()));
+    return out;
+}
+} // namespace
+
+TEST(fib4_double_buffered, changes_are_invisible_until_published_then_both_copies_agree) {
+    auto f = make_double_fib();
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->add(ip(10, 0, 0, 0), 8, route_origin::static_route, 1));
+    rte_fib* first = f->publish();
+    f->sync();
+    const std::vector<uint32_t> addrs{ip(10, 1, 2, 3), ip(10, 1, 2, 200), ip(11, 0, 0, 1)};
+    EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, fib4::no_route}));
+    // A batch: more specifics, a replaced winner, a delete. Readers of `first` see none of it.
+    ASSERT_TRUE(f->add(ip(10, 1, 2, 0), 24, route_origin::static_route, 2));
+    ASSERT_TRUE(f->add(ip(10, 1, 2, 128), 25, route_origin::static_route, 3)); // tbl8 group
+    ASSERT_TRUE(f->add(ip(11, 0, 0, 0), 8, route_origin::learned, 4));
+    EXPECT_EQ(f->lookup(ip(10, 1, 2, 3)), 1u); // lookup() reads the published copy
+    EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, fib4::no_route}));
+    // A change before sync() is refused: the other copy may still have readers.
+    rte_fib* second = f->publish();
+    EXPECT_NE(second, first);
+    EXPECT_FALSE(f->add(ip(12, 0, 0, 0), 8, route_origin::static_route, 5));
+    EXPECT_EQ(probe(second, addrs), (std::vector<uint64_t>{2, 3, 4}));
+    EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, fib4::no_route}));
+    f->sync(); // the grace period passed: the old copy catches up
+    EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{2, 3, 4}));
+    // Deletes too, including the tbl8 group going away.
+    ASSERT_TRUE(f->remove(ip(10, 1, 2, 128), 25, route_origin::static_route));
+    ASSERT_TRUE(f->remove(ip(10, 1, 2, 0), 24, route_origin::static_route));
+    rte_fib* third = f->publish();
+    EXPECT_EQ(third, first);
+    EXPECT_EQ(probe(second, addrs), (std::vector<uint64_t>{2, 3, 4}));
+    f->sync();
+    EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, 4}));
+    EXPECT_EQ(probe(second, addrs), (std::vector<uint64_t>{1, 1, 4}));
+}
+
+TEST(fib4_double_buffered, rollback_restores_candidates_and_the_shadow_copy) {
+    auto f = make_double_fib();
+    ASSERT_TRUE(f);
+    ASSERT_TRUE(f->add(ip(10, 0, 0, 0), 8, route_origin::static_route, 1));
+    ASSERT_TRUE(f->add(ip(10, 2, 0, 0), 16, route_origin::learned, 7));
+    f->publish();
+    f->sync();
+    // Touch the same prefix several times, add, replace, remove; then give up.
+    ASSERT_TRUE(f->add(ip(10, 2, 0, 0), 16, route_origin::static_route, 8));
+    ASSERT_TRUE(f->add(ip(10, 2, 0, 0), 16, route_origin::static_route, 9));
+    ASSERT_TRUE(f->remove(ip(10, 2, 0, 0), 16, route_origin::learned));
+    ASSERT_TRUE(f->add(ip(10, 3, 3, 0), 24, route_origin::static_route, 10));
+    ASSERT_TRUE(f->remove(ip(10, 0, 0, 0), 8, route_origin::static_route));
+    EXPECT_TRUE(f->dirty());
+    f->rollback();
+    EXPECT_FALSE(f->dirty());
+    EXPECT_EQ(f->prefix_count(), 2u);
+    EXPECT_EQ(f->route_count(), 2u);
+    ASSERT_EQ(f->candidates(ip(10, 2, 0, 0), 16).size(), 1u);
+    EXPECT_EQ(f->candidates(ip(10, 2, 0, 0), 16)[0].origin, route_origin::learned);
+    EXPECT_FALSE(f->installed(ip(10, 3, 3, 0), 24));
+    // The shadow copy is as before too: publishing now shows the old state.
+    rte_fib* p = f->publish(); // nothing to publish: still the active copy
+    const std::vector<uint32_t> addrs{ip(10, 2, 1, 1), ip(10, 3, 3, 3), ip(10, 9, 9, 9)};
+    EXPECT_EQ(probe(p, addrs), (std::vector<uint64_t>{7, 1, 1}));
+    ASSERT_TRUE(f->add(ip(10, 4, 0, 0), 16, route_origin::static_route, 11));
+    rte_fib* q = f->publish();
+    EXPECT_EQ(probe(q, addrs), (std::vector<uint64_t>{7, 1, 1}));
+    f->sync();
+}
