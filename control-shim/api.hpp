@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "control-shim/api_parse.hpp"
 #include "control-shim/http.hpp"
 #include "dataplane/gateway.hpp"
 
@@ -73,15 +74,5 @@ class api {
     uint64_t now_ms_ = 0;
     std::vector<pending_retire> retire_;
 };
-
-// Builds the change set that turns `running` into `target` (the declarative apply). Fails when
-// the difference needs a restart (workers, EAL arguments, ports added, removed or moved to
-// another device or role). `summary` gets one line per change.
-std::optional<std::string> diff_config(const config& running, const config& target,
-                                       dp::change_set& out, std::vector<std::string>& summary);
-
-// Parses the text route batch ("add PREFIX tunnel NAME [distance N]", "add PREFIX via GW
-// [distance N]", "del PREFIX", '#' comments) into a change set. Errors name the line.
-std::optional<std::string> parse_route_batch(std::string_view text, dp::change_set& out);
 
 } // namespace sagd::shim

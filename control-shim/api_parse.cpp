@@ -1,0 +1,215 @@
+// Request bodies that are not config objects: the declarative diff and the text route batch.
+// No gateway here (the fuzz target links this file alone with the config loader).
+#include "control-shim/api_parse.hpp"
+
+#include <charconv>
+#include <map>
+#include <set>
+
+#include "control-shim/config_yaml.hpp"
+
+namespace sagd::shim {
+
+namespace {
+
+bool same_sa(const sa_config& a, const sa_config& b) {
+    return a.spi == b.spi && a.cipher == b.cipher && a.keymat == b.keymat;
+}
+
+bool same_tunnel(const tunnel_config& a, const tunnel_config& b) {
+    if (a.name != b.name || a.port != b.port || a.local != b.local || a.peer != b.peer ||
+        a.encap != b.encap || a.udp_src_port != b.udp_src_port ||
+        a.udp_dst_port != b.udp_dst_port || a.replay_window != b.replay_window || a.esn != b.esn ||
+        !same_sa(a.outbound_sa, b.outbound_sa) || a.inbound_sas.size() != b.inbound_sas.size())
+        return false;
+    for (size_t i = 0; i < a.inbound_sas.size(); ++i)
+        if (!same_sa(a.inbound_sas[i], b.inbound_sas[i]))
+            return false;
+    return true;
+}
+
+bool same_route(const route_config& a, const route_config& b) {
+    return a.prefix.addr == b.prefix.addr && a.prefix.len == b.prefix.len && a.via == b.via &&
+           a.tunnel == b.tunnel && a.gateway == b.gateway && a.distance == b.distance;
+}
+
+uint64_t route_key(const ipv4_prefix& p) {
+    return (uint64_t{p.addr} << 8) | p.len;
+}
+
+} // namespace
+
+std::optional<std::string> diff_config(const config& running, const config& target,
+                                       dp::change_set& out, std::vector<std::string>& summary) {
+    if (running.workers != target.workers)
+        return "workers: " + std::to_string(running.workers) + " -> " +
+               std::to_string(target.workers) + " needs a restart";
+    if (running.eal_args != target.eal_args)
+        return "eal: changing EAL arguments needs a restart";
+    if (running.ports.size() != target.ports.size())
+        return "ports: adding or removing ports needs a restart";
+    for (size_t i = 0; i < running.ports.size(); ++i) {
+        const auto& a = running.ports[i];
+        const auto& b = target.ports[i];
+        if (a.name != b.name || a.device != b.device || a.role != b.role)
+            return "ports[" + std::to_string(i) + "] '" + b.name +
+                   "': renaming a port or changing its device or role needs a restart";
+        dp::port_update u;
+        u.port = a.name;
+        bool changed = false;
+        if (a.address != b.address || a.prefix_len != b.prefix_len) {
+            u.address = b.address;
+            u.prefix_len = b.prefix_len;
+            changed = true;
+            summary.push_back("port " + a.name + ": address " + format_ipv4(b.address) + "/" +
+                              std::to_string(b.prefix_len));
+        }
+        if (a.gateway != b.gateway) {
+            u.gateway = b.gateway;
+            changed = true;
+            summary.push_back("port " + a.name + ": gateway " +
+                              (b.gateway ? format_ipv4(*b.gateway) : std::string("none")));
+        }
+        if (a.mtu != b.mtu) {
+            u.mtu = b.mtu;
+            changed = true;
+            summary.push_back("port " + a.name + ": mtu " + std::to_string(b.mtu));
+        }
+        if (changed)
+            out.ports.push_back(std::move(u));
+    }
+    std::map<std::string, const tunnel_config*> old_t;
+    for (const auto& t : running.tunnels)
+        old_t[t.name] = &t;
+    std::set<std::string> kept;
+    for (const auto& t : target.tunnels) {
+        auto it = old_t.find(t.name);
+        kept.insert(t.name);
+        if (it == old_t.end()) {
+            summary.push_back("tunnel " + t.name + ": add");
+            out.put_tunnels.push_back(t);
+        } else if (!same_tunnel(*it->second, t)) {
+            summary.push_back("tunnel " + t.name + ": change");
+            out.put_tunnels.push_back(t);
+        }
+    }
+    for (const auto& t : running.tunnels)
+        if (!kept.count(t.name)) {
+            summary.push_back("tunnel " + t.name + ": delete");
+            out.delete_tunnels.push_back(t.name);
+        }
+    std::map<uint64_t, const route_config*> old_r;
+    for (const auto& r : running.routes)
+        old_r[route_key(r.prefix)] = &r;
+    std::set<uint64_t> kept_r;
+    for (const auto& r : target.routes) {
+        uint64_t k = route_key(r.prefix);
+        kept_r.insert(k);
+        auto it = old_r.find(k);
+        if (it == old_r.end() || !same_route(*it->second, r)) {
+            summary.push_back("route " + format_ipv4_prefix(r.prefix) +
+                              (it == old_r.end() ? ": add" : ": change"));
+            out.put_routes.push_back(r);
+        }
+    }
+    for (const auto& r : running.routes)
+        if (!kept_r.count(route_key(r.prefix))) {
+            summary.push_back("route " + format_ipv4_prefix(r.prefix) + ": delete");
+            out.delete_routes.push_back(r.prefix);
+        }
+    for (const auto& n : target.neighbours) {
+        bool same = false;
+        for (const auto& o : running.neighbours)
+            same |= o.port == n.port && o.address == n.address && o.mac == n.mac;
+        if (!same) {
+            summary.push_back("neighbour " + n.port + "/" + format_ipv4(n.address) + ": set");
+            out.put_neighbours.push_back(n);
+        }
+    }
+    for (const auto& o : running.neighbours) {
+        bool kept_n = false;
+        for (const auto& n : target.neighbours)
+            kept_n |= o.port == n.port && o.address == n.address;
+        if (!kept_n) {
+            summary.push_back("neighbour " + o.port + "/" + format_ipv4(o.address) + ": delete");
+            out.delete_neighbours.push_back(o);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> parse_route_batch(std::string_view text, dp::change_set& out) {
+    size_t line_no = 0;
+    std::set<uint64_t> seen;
+    while (!text.empty()) {
+        ++line_no;
+        size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        std::string_view words[8];
+        size_t n = 0;
+        size_t i = 0;
+        while (i < line.size() && n < 8) {
+            while (i < line.size() && (line[i] == ' ' || line[i] == '\t'))
+                ++i;
+            if (i >= line.size() || line[i] == '#')
+                break;
+            size_t j = i;
+            while (j < line.size() && line[j] != ' ' && line[j] != '\t')
+                ++j;
+            words[n++] = line.substr(i, j - i);
+            i = j;
+        }
+        if (n == 0)
+            continue;
+        auto where = [&] { return "line " + std::to_string(line_no) + ": "; };
+        if (n == 8)
+            return where() + "too many words";
+        auto prefix =
+            n >= 2 ? parse_ipv4_prefix(words[1]) : result<ipv4_prefix>(error{"is missing"});
+        if (!prefix)
+            return where() + "prefix " + prefix.err().message;
+        if (!seen.insert(route_key(prefix.value())).second)
+            return where() + "prefix " + std::string(words[1]) + " appears twice in the batch";
+        if (words[0] == "del" || words[0] == "delete") {
+            if (n != 2)
+                return where() + "expected: del PREFIX";
+            out.delete_routes.push_back(prefix.value());
+            continue;
+        }
+        if (words[0] != "add")
+            return where() + "expected add or del";
+        if (n != 4 && n != 6)
+            return where() + "expected: add PREFIX (tunnel NAME | via GATEWAY) [distance N]";
+        route_config r;
+        r.prefix = prefix.value();
+        if (words[2] == "tunnel") {
+            r.via = route_via::tunnel;
+            r.tunnel = std::string(words[3]);
+            if (r.tunnel.empty() || r.tunnel.size() > 31)
+                return where() + "tunnel name must be 1..31 characters";
+        } else if (words[2] == "via") {
+            auto g = parse_ipv4(words[3]);
+            if (!g)
+                return where() + "gateway " + g.err().message;
+            r.via = route_via::lan_gateway;
+            r.gateway = g.value();
+        } else {
+            return where() + "expected tunnel NAME or via GATEWAY";
+        }
+        if (n == 6) {
+            unsigned d = 0;
+            auto [p, ec] = std::from_chars(words[5].data(), words[5].data() + words[5].size(), d);
+            if (words[4] != "distance" || ec != std::errc{} ||
+                p != words[5].data() + words[5].size() || d < 1 || d > 255)
+                return where() + "expected distance 1..255";
+            r.distance = static_cast<uint8_t>(d);
+        }
+        out.put_routes.push_back(std::move(r));
+    }
+    return std::nullopt;
+}
+
+} // namespace sagd::shim
