@@ -63,6 +63,10 @@ tele /sagd/stats | /usr/bin/python3 -c 'import json,sys; s=list(json.load(sys.st
 tele /sagd/tunnel,ccn-edge-1 | /usr/bin/python3 -c 'import json,sys; s=list(json.load(sys.stdin).values())[0]; print("  tunnel ccn-edge-1: " + "  ".join(f"{k}={v}" for k,v in s.items()))'
 tele /sagd/drops | /usr/bin/python3 -c 'import json,sys; s=list(json.load(sys.stdin).values())[0]; d={k:v for k,v in s.items() if v}; print("  drops by reason:", d if d else "none")'
 
+hdr "the runtime API: sagctl over sagd's unix socket"
+scripts/sagctl show tunnels | sed 's/^/  /' || it_fail "sagctl show tunnels"
+scripts/sagctl show routes | sed 's/^/  /' || it_fail "sagctl show routes"
+
 hdr "what the WAN link carried"
 it_stop wancap >/dev/null 2>&1 || true
 total=$(tshark -r "$IT_DIR/wan.pcap" 2>/dev/null | wc -l)
