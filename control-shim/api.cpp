@@ -120,6 +120,18 @@ void write_via(json_writer& j, const dp::tables& t, const dp::table_writer& w, u
         j.member("tunnel", tun ? tun->name : std::string("?"));
         break;
     }
+    case fwd::next_hop_kind::group: {
+        const auto* g = t.group(nh.tunnel);
+        if (g != nullptr && g->name == "ecmp") {
+            j.key("gateways").begin_array();
+            for (const auto& m : g->members)
+                j.value(format_ipv4(m.hop.gateway));
+            j.end_array();
+        } else {
+            j.member("group", g ? g->name : std::string("?"));
+        }
+        break;
+    }
     }
     j.end_object();
 }
@@ -309,6 +321,17 @@ http_response api::handle(const http_request& r, const connection_info&) {
                 return put_tunnel(name, r.body, false);
             if (m == "DELETE" && !name.empty())
                 return delete_tunnel(name);
+            return method_not_allowed();
+        }
+        if (what == "groups" && parts.size() <= 3) {
+            if (m == "GET")
+                return get_groups(name);
+            if (m == "POST" && name.empty())
+                return put_group("", r.body, true);
+            if (m == "PUT" && !name.empty())
+                return put_group(name, r.body, false);
+            if (m == "DELETE" && !name.empty())
+                return delete_group(name);
             return method_not_allowed();
         }
         if (what == "routes" && parts.size() == 2) {
@@ -660,6 +683,84 @@ http_response api::rekey(const std::string& name, const std::string& body) {
     if (old_in != 0)
         retire_.push_back({name, old_in, now_ms_ + retire_ms});
     return get_tunnels(name);
+}
+
+http_response api::get_groups(const std::string& name) {
+    const auto& t = gw_.tbl();
+    const auto& cfg = gw_.writer().running_without_routes();
+    json_writer j;
+    auto write_group = [&](const group_config& gc) {
+        const dp::group_runtime* g = t.find_group(gc.name);
+        j.begin_object();
+        j.member("name", gc.name);
+        // The member new flows take when one member is active (master/backup): the highest
+        // priority up; several when equal members share the traffic.
+        int best = -1;
+        if (g != nullptr)
+            for (const auto& m : g->members)
+                if (t.member_up(m))
+                    best = std::max<int>(best, m.priority);
+        j.key("active").begin_array();
+        if (g != nullptr)
+            for (size_t i = 0; i < g->members.size(); ++i)
+                if (t.member_up(g->members[i]) && g->members[i].priority == best)
+                    j.value(gc.members[i].tunnel);
+        j.end_array();
+        j.key("members").begin_array();
+        for (size_t i = 0; i < gc.members.size(); ++i) {
+            const auto& m = gc.members[i];
+            bool up = g != nullptr && i < g->members.size() && t.member_up(g->members[i]);
+            j.begin_object();
+            j.member("tunnel", m.tunnel).member("priority", m.priority).member("weight", m.weight);
+            j.member("state", up ? "up" : "down");
+            j.end_object();
+        }
+        j.end_array();
+        j.end_object();
+    };
+    if (!name.empty()) {
+        for (const auto& gc : cfg.groups)
+            if (gc.name == name) {
+                write_group(gc);
+                return json_response(200, j.take());
+            }
+        return error_response(404, "group '" + name + "': no such group");
+    }
+    j.begin_object().key("groups").begin_array();
+    for (const auto& gc : cfg.groups)
+        write_group(gc);
+    j.end_array().end_object();
+    return json_response(200, j.take());
+}
+
+http_response api::put_group(const std::string& name, const std::string& body, bool create) {
+    auto gc = parse_group_body(gw_.writer().running_without_routes(), body);
+    if (!gc)
+        return error_response(400, gc.err().message);
+    bool exists = gw_.tbl().find_group(gc.value().name) != nullptr;
+    if (create && exists)
+        return error_response(409, "group '" + gc.value().name + "': already exists");
+    if (!create && gc.value().name != name)
+        return error_response(400, "group '" + name + "': the body names group '" +
+                                       gc.value().name + "' (a group cannot be renamed)");
+    if (!create && !exists)
+        return error_response(404, "group '" + name + "': no such group (POST creates)");
+    dp::change_set cs;
+    std::string gname = gc.value().name;
+    cs.put_groups.push_back(std::move(gc.value()));
+    if (auto f = apply(cs))
+        return error_response(status_of(f->code), f->message);
+    auto resp = get_groups(gname);
+    resp.status = create ? 201 : 200;
+    return resp;
+}
+
+http_response api::delete_group(const std::string& name) {
+    dp::change_set cs;
+    cs.delete_groups.push_back(name);
+    if (auto f = apply(cs))
+        return error_response(status_of(f->code), f->message);
+    return json_response(200, "{\"deleted\":\"" + name + "\"}");
 }
 
 http_response api::get_routes(const http_request& r) {

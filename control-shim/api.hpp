@@ -57,6 +57,9 @@ class api {
     http_response put_tunnel(const std::string& name, const std::string& body, bool create);
     http_response delete_tunnel(const std::string& name);
     http_response rekey(const std::string& name, const std::string& body);
+    http_response get_groups(const std::string& name);
+    http_response put_group(const std::string& name, const std::string& body, bool create);
+    http_response delete_group(const std::string& name);
     http_response get_routes(const http_request& r);
     http_response post_routes(const http_request& r);
     http_response delete_route(const http_request& r);

@@ -30,7 +30,8 @@ bool same_tunnel(const tunnel_config& a, const tunnel_config& b) {
 
 bool same_route(const route_config& a, const route_config& b) {
     return a.prefix.addr == b.prefix.addr && a.prefix.len == b.prefix.len && a.via == b.via &&
-           a.tunnel == b.tunnel && a.gateway == b.gateway && a.distance == b.distance;
+           a.tunnel == b.tunnel && a.gateway == b.gateway && a.group == b.group &&
+           a.distance == b.distance;
 }
 
 uint64_t route_key(const ipv4_prefix& p) {
@@ -98,6 +99,35 @@ std::optional<std::string> diff_config(const config& running, const config& targ
             summary.push_back("tunnel " + t.name + ": delete");
             out.delete_tunnels.push_back(t.name);
         }
+    {
+        std::map<std::string, const group_config*> old_g;
+        for (const auto& g : running.groups)
+            old_g[g.name] = &g;
+        std::set<std::string> kept_g;
+        auto same_group = [](const group_config& a, const group_config& b) {
+            if (a.members.size() != b.members.size())
+                return false;
+            for (size_t i = 0; i < a.members.size(); ++i)
+                if (a.members[i].tunnel != b.members[i].tunnel ||
+                    a.members[i].priority != b.members[i].priority ||
+                    a.members[i].weight != b.members[i].weight)
+                    return false;
+            return true;
+        };
+        for (const auto& g : target.groups) {
+            kept_g.insert(g.name);
+            auto it = old_g.find(g.name);
+            if (it == old_g.end() || !same_group(*it->second, g)) {
+                summary.push_back("group " + g.name + (it == old_g.end() ? ": add" : ": change"));
+                out.put_groups.push_back(g);
+            }
+        }
+        for (const auto& g : running.groups)
+            if (!kept_g.count(g.name)) {
+                summary.push_back("group " + g.name + ": delete");
+                out.delete_groups.push_back(g.name);
+            }
+    }
     std::map<uint64_t, const route_config*> old_r;
     for (const auto& r : running.routes)
         old_r[route_key(r.prefix)] = &r;
@@ -182,7 +212,8 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
         if (words[0] != "add")
             return where() + "expected add or del";
         if (n != 4 && n != 6)
-            return where() + "expected: add PREFIX (tunnel NAME | via GATEWAY) [distance N]";
+            return where() + "expected: add PREFIX (tunnel NAME | group NAME | via GATEWAY) "
+                             "[distance N]";
         route_config r;
         r.prefix = prefix.value();
         if (words[2] == "tunnel") {
@@ -190,6 +221,11 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
             r.tunnel = std::string(words[3]);
             if (r.tunnel.empty() || r.tunnel.size() > 31)
                 return where() + "tunnel name must be 1..31 characters";
+        } else if (words[2] == "group") {
+            r.via = route_via::group;
+            r.group = std::string(words[3]);
+            if (r.group.empty() || r.group.size() > 31)
+                return where() + "group name must be 1..31 characters";
         } else if (words[2] == "via") {
             auto g = parse_ipv4(words[3]);
             if (!g)
@@ -197,7 +233,7 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
             r.via = route_via::lan_gateway;
             r.gateway = g.value();
         } else {
-            return where() + "expected tunnel NAME or via GATEWAY";
+            return where() + "expected tunnel NAME, group NAME or via GATEWAY";
         }
         if (n == 6) {
             unsigned d = 0;

@@ -424,10 +424,10 @@ class loader {
                  "the configuration is empty (at least 'ports' is required)");
         if (!root.IsMap())
             fail(top, mark_of(root), "the top level must be a mapping, got " + type_name(root));
-        fields f(
-            root,
-            {"workers", "eal", "api", "fpm", "limits", "ports", "tunnels", "routes", "neighbours"},
-            top);
+        fields f(root,
+                 {"workers", "eal", "api", "fpm", "limits", "ports", "tunnels", "groups", "routes",
+                  "neighbours"},
+                 top);
 
         config cfg;
         if (auto* w = f.find("workers"))
@@ -443,6 +443,8 @@ class loader {
         load_ports(f.need("ports"), cfg);
         if (auto* t = f.find("tunnels"))
             load_tunnels(*t, cfg);
+        if (auto* g = f.find("groups"))
+            load_groups(*g, cfg);
         if (auto* r = f.find("routes"))
             load_routes(*r, cfg);
         if (auto* n = f.find("neighbours"))
@@ -860,13 +862,68 @@ class loader {
         tunnel_index_ = std::move(names);
     }
 
+    // -- groups --
+
+    void load_groups(const field& g, config& cfg) {
+        scope top;
+        expect_list(g.value, top, "groups");
+        cfg.groups.reserve(g.value.size());
+        std::unordered_map<std::string, size_t> names;
+        size_t i = 0;
+        for (const auto& node : g.value) {
+            scope s{label("groups[" + std::to_string(i) + "]", peek_name(node)), "", false};
+            expect_map(node, s, "group");
+            fields f(node, {"name", "members"}, s);
+            group_config grp;
+            const field& name = f.need("name");
+            grp.name = get_text(name, s);
+            if (!valid_name(grp.name))
+                fail(s, name.value.Mark(),
+                     "name " + quote(grp.name) + " is invalid (1..31 of a-z 0-9 _ . -)");
+            if (tunnel_index_.count(grp.name))
+                fail(s, name.value.Mark(), "name already used by a tunnel");
+            if (auto it = names.find(grp.name); it != names.end())
+                fail(s, name.value.Mark(),
+                     "name already used by groups[" + std::to_string(it->second) + "]");
+            const field& mf = f.need("members");
+            expect_list(mf.value, s, "members");
+            if (mf.value.size() < 1 || mf.value.size() > 16)
+                fail(s, mark_of(mf.value),
+                     "members: expected 1..16 tunnels, got " + std::to_string(mf.value.size()));
+            size_t j = 0;
+            for (const auto& mn : mf.value) {
+                scope ms = s.sub("members[" + std::to_string(j) + "].", false);
+                expect_map(mn, ms, "member");
+                fields mfs(mn, {"tunnel", "priority", "weight"}, ms);
+                group_member_config m;
+                const field& tf = mfs.need("tunnel");
+                m.tunnel = get_text(tf, ms);
+                if (!fragment_ && !tunnel_index_.count(m.tunnel))
+                    fail(ms, tf.value.Mark(), "tunnel " + quote(m.tunnel) + " is not a tunnel");
+                for (const auto& other : grp.members)
+                    if (other.tunnel == m.tunnel)
+                        fail(ms, tf.value.Mark(), "tunnel " + quote(m.tunnel) + " listed twice");
+                if (auto* p = mfs.find("priority"))
+                    m.priority = static_cast<uint8_t>(get_uint(*p, ms, 0, 255));
+                if (auto* w = mfs.find("weight"))
+                    m.weight = static_cast<uint16_t>(get_uint(*w, ms, 1, 1000));
+                grp.members.push_back(std::move(m));
+                ++j;
+            }
+            names.emplace(grp.name, i);
+            cfg.groups.push_back(std::move(grp));
+            ++i;
+        }
+        group_index_ = std::move(names);
+    }
+
     // -- routes --
 
     void load_routes(const field& r, config& cfg) {
         scope top;
         expect_list(r.value, top, "routes");
         cfg.routes.reserve(r.value.size());
-        std::unordered_map<uint64_t, size_t> seen; // (addr, len, distance) -> index
+        std::unordered_map<uint64_t, size_t> seen; // (addr, len) -> index
         size_t i = 0;
         for (const auto& node : r.value) {
             std::string peeked = peek(node, "prefix");
@@ -874,7 +931,7 @@ class loader {
                           parse_ipv4_prefix(peeked).ok() ? peeked : std::string{}),
                     "", false};
             expect_map(node, s, "route");
-            fields f(node, {"prefix", "tunnel", "gateway", "distance"}, s);
+            fields f(node, {"prefix", "tunnel", "gateway", "group", "distance"}, s);
             route_config route;
 
             const field& pf = f.need("prefix");
@@ -886,11 +943,18 @@ class loader {
 
             auto* tf = f.find("tunnel");
             auto* gf = f.find("gateway");
-            if ((tf != nullptr) == (gf != nullptr))
+            auto* grf = f.find("group");
+            int vias = (tf != nullptr) + (gf != nullptr) + (grf != nullptr);
+            if (vias != 1)
                 fail(s, pf.value.Mark(),
-                     "exactly one of 'tunnel' or 'gateway' is required, got " +
-                         std::string(tf ? "both" : "neither"));
-            if (tf) {
+                     "exactly one of 'tunnel', 'gateway' or 'group' is required, got " +
+                         std::string(vias == 0 ? "none" : "several"));
+            if (grf) {
+                route.via = route_via::group;
+                route.group = get_text(*grf, s);
+                if (!fragment_ && !group_index_.count(route.group))
+                    fail(s, grf->value.Mark(), "group " + quote(route.group) + " is not a group");
+            } else if (tf) {
                 route.via = route_via::tunnel;
                 route.tunnel = get_text(*tf, s);
                 if (!fragment_ && !tunnel_index_.count(route.tunnel))
@@ -920,13 +984,12 @@ class loader {
             if (auto* d = f.find("distance"))
                 route.distance = static_cast<uint8_t>(get_uint(*d, s, 1, 255));
 
-            uint64_t key = (uint64_t{route.prefix.addr} << 16) | (uint64_t{route.prefix.len} << 8) |
-                           route.distance;
+            uint64_t key = (uint64_t{route.prefix.addr} << 8) | route.prefix.len;
             if (auto [it, fresh] = seen.emplace(key, i); !fresh)
                 fail(s, pf.value.Mark(),
-                     "prefix " + format_ipv4_prefix(route.prefix) + " with distance " +
-                         std::to_string(route.distance) + " already defined by routes[" +
-                         std::to_string(it->second) + "]");
+                     "prefix " + format_ipv4_prefix(route.prefix) + " already defined by routes[" +
+                         std::to_string(it->second) +
+                         "] (one static route per prefix: a backup path belongs in a group)");
             cfg.routes.push_back(std::move(route));
             ++i;
         }
@@ -980,6 +1043,7 @@ class loader {
 
     std::unordered_map<std::string, size_t> port_index_;
     std::unordered_map<std::string, size_t> tunnel_index_;
+    std::unordered_map<std::string, size_t> group_index_;
     std::vector<YAML::Node> key_nodes_;
 
   public:
@@ -1352,12 +1416,24 @@ std::string dump_config(const config& cfg, bool with_keys) {
             }
         }
     }
+    if (!cfg.groups.empty()) {
+        out += "groups:\n";
+        for (const auto& g : cfg.groups) {
+            out += "  - name: " + g.name + "\n    members:\n";
+            for (const auto& m : g.members)
+                out += "      - {tunnel: " + m.tunnel +
+                       ", priority: " + std::to_string(m.priority) +
+                       ", weight: " + std::to_string(m.weight) + "}\n";
+        }
+    }
     if (!cfg.routes.empty()) {
         out += "routes:\n";
         for (const auto& r : cfg.routes) {
             out += "  - {prefix: " + format_ipv4_prefix(r.prefix);
             if (r.via == route_via::tunnel)
                 out += ", tunnel: " + r.tunnel;
+            else if (r.via == route_via::group)
+                out += ", group: " + r.group;
             else
                 out += ", gateway: " + format_ipv4(r.gateway);
             out += ", distance: " + std::to_string(r.distance) + "}\n";
@@ -1379,6 +1455,15 @@ result<tunnel_config> parse_tunnel_body(const config& base, const std::string& b
     if (r.value().tunnels.size() != 1)
         return error{"expected one tunnel object"};
     return std::move(r.value().tunnels[0]);
+}
+
+result<group_config> parse_group_body(const config& base, const std::string& body) {
+    auto r = load_with_ports(base, "groups", body);
+    if (!r)
+        return r.err();
+    if (r.value().groups.size() != 1)
+        return error{"expected one group object"};
+    return std::move(r.value().groups[0]);
 }
 
 result<std::vector<route_config>> parse_routes_body(const config& base, const std::string& body) {

@@ -44,6 +44,7 @@ std::string dump_config(const config& cfg, bool with_keys);
 // neighbours). References to tunnels are not checked here (the table writer checks them
 // against the running state). Errors name the object, the field and the reason.
 result<tunnel_config> parse_tunnel_body(const config& base, const std::string& body);
+result<group_config> parse_group_body(const config& base, const std::string& body);
 result<std::vector<route_config>> parse_routes_body(const config& base, const std::string& body);
 result<std::vector<neighbour_config>> parse_neighbours_body(const config& base,
                                                             const std::string& body);

@@ -30,6 +30,8 @@ struct change_set {
     std::vector<port_update> ports;
     std::vector<tunnel_config> put_tunnels; // create, or replace the tunnel of that name
     std::vector<std::string> delete_tunnels;
+    std::vector<group_config> put_groups; // create, or replace the group of that name
+    std::vector<std::string> delete_groups;
     std::vector<route_config> put_routes;   // static: create, or replace that prefix's route
     std::vector<ipv4_prefix> delete_routes; // static routes
     std::vector<learned_route4> put_learned;
@@ -38,13 +40,15 @@ struct change_set {
     std::vector<neighbour_config> delete_neighbours; // by port and address
     bool empty() const noexcept {
         return ports.empty() && put_tunnels.empty() && delete_tunnels.empty() &&
-               put_routes.empty() && delete_routes.empty() && put_learned.empty() &&
-               delete_learned.empty() && put_neighbours.empty() && delete_neighbours.empty();
+               put_groups.empty() && delete_groups.empty() && put_routes.empty() &&
+               delete_routes.empty() && put_learned.empty() && delete_learned.empty() &&
+               put_neighbours.empty() && delete_neighbours.empty();
     }
     size_t size() const noexcept {
-        return ports.size() + put_tunnels.size() + delete_tunnels.size() + put_routes.size() +
-               delete_routes.size() + put_learned.size() + delete_learned.size() +
-               put_neighbours.size() + delete_neighbours.size();
+        return ports.size() + put_tunnels.size() + delete_tunnels.size() + put_groups.size() +
+               delete_groups.size() + put_routes.size() + delete_routes.size() +
+               put_learned.size() + delete_learned.size() + put_neighbours.size() +
+               delete_neighbours.size();
     }
 };
 

@@ -62,13 +62,28 @@ struct tunnel_config {
     std::vector<sa_config> inbound_sas; // one or two (two during rekey)
 };
 
-enum class route_via : uint8_t { tunnel, lan_gateway };
+// A tunnel group: a route's next hop that resolves to one of its member tunnels. The members
+// with the highest priority that are up carry the traffic (master/backup); equal-priority
+// members share it by weight, flow-hashed so one flow stays on one tunnel.
+struct group_member_config {
+    std::string tunnel;
+    uint8_t priority = 100; // higher wins (VRRP style)
+    uint16_t weight = 1;    // 1..1000, among members of equal priority
+};
+
+struct group_config {
+    std::string name;
+    std::vector<group_member_config> members; // 1..16
+};
+
+enum class route_via : uint8_t { tunnel, lan_gateway, group };
 
 struct route_config {
     ipv4_prefix prefix;
     route_via via = route_via::tunnel;
     std::string tunnel;    // via == tunnel
     ipv4_addr gateway = 0; // via == lan_gateway: a LAN router on a connected subnet
+    std::string group;     // via == group
     uint8_t distance = 1;  // administrative distance: static 1, learned 20 by default
 };
 
@@ -108,6 +123,7 @@ struct config {
     limits_config limits;
     std::vector<port_config> ports;
     std::vector<tunnel_config> tunnels;
+    std::vector<group_config> groups;
     std::vector<route_config> routes;
     std::vector<neighbour_config> neighbours;
 };

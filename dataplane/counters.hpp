@@ -26,6 +26,7 @@ namespace sagd::dp {
     X(wan_not_tunnel, "plain IP from the WAN that is not for a tunnel (no Internet breakout)")     \
     X(ttl_exceeded, "TTL expired in transit (ICMP time exceeded sent when allowed)")               \
     X(no_route, "no route to the destination (ICMP unreachable sent when allowed)")                \
+    X(group_down, "the route's group has no member up")                                            \
     X(mtu_exceeded, "packet larger than the egress MTU")                                           \
     X(esp_malformed, "ESP or ESP-in-UDP too short or with inconsistent lengths")                   \
     X(esp_bad_udp_length, "ESP-in-UDP with a UDP length that does not match the IP length")        \

@@ -162,6 +162,17 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
 
 table_writer::~table_writer() = default;
 
+std::optional<uint32_t> table_writer::take_group_id(group_ids& g) {
+    if (!g.free.empty()) {
+        uint32_t id = g.free.front();
+        g.free.pop_front();
+        return id;
+    }
+    if (g.next_fresh >= max_groups)
+        return std::nullopt;
+    return g.next_fresh++;
+}
+
 std::unique_ptr<tables> table_writer::take_initial() noexcept {
     return std::move(initial_);
 }
@@ -514,8 +525,104 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
     }
     snap->sa_map = std::move(sa_map);
 
+    // Groups: deletes, then puts; members must be tunnels of the new state.
+    pending_.undo.push_back([this, saved = groups_] { groups_ = saved; });
+    for (const auto& name : cs.delete_groups) {
+        auto it = std::find_if(next.groups.begin(), next.groups.end(),
+                               [&](const group_config& g) { return g.name == name; });
+        if (it == next.groups.end())
+            return failure(change_error::not_found, "group '" + name + "': no such group");
+        next.groups.erase(it);
+    }
+    std::set<std::string> put_groups;
+    for (const auto& gc : cs.put_groups) {
+        if (!put_groups.insert(gc.name).second)
+            return failure(change_error::invalid, "group '" + gc.name + "': given twice");
+        if (pending_.ids.count(gc.name))
+            return failure(change_error::conflict,
+                           "group '" + gc.name + "': name already used by a tunnel");
+        if (gc.members.empty() || gc.members.size() > group_runtime::max_members)
+            return failure(change_error::invalid, "group '" + gc.name + "': 1..16 members");
+        auto it = std::find_if(next.groups.begin(), next.groups.end(),
+                               [&](const group_config& g) { return g.name == gc.name; });
+        if (it != next.groups.end())
+            *it = gc;
+        else
+            next.groups.push_back(gc);
+    }
+    for (const auto& g : next.groups)
+        for (const auto& m : g.members)
+            if (!pending_.ids.count(m.tunnel))
+                return failure(
+                    deleted.count(m.tunnel) ? change_error::conflict : change_error::invalid,
+                    "group '" + g.name + "': member tunnel '" + m.tunnel +
+                        (deleted.count(m.tunnel) ? "' is being deleted" : "' does not exist"));
+    for (auto it = groups_.by_name.begin(); it != groups_.by_name.end();) {
+        bool kept = std::any_of(next.groups.begin(), next.groups.end(),
+                                [&](const group_config& g) { return g.name == it->first; });
+        if (kept) {
+            ++it;
+            continue;
+        }
+        // Routes through a deleted group must go (or move) in the same change.
+        for (const auto& [key, e] : static_routes_) {
+            if (e.config.via != route_via::group || e.config.group != it->first)
+                continue;
+            bool moved = false;
+            for (const auto& p : cs.delete_routes)
+                moved |= key_of(p) == key;
+            for (const auto& r : cs.put_routes)
+                moved |=
+                    key_of(r.prefix) == key && !(r.via == route_via::group && r.group == it->first);
+            if (!moved)
+                return failure(change_error::conflict,
+                               "group '" + it->first + "': in use by route " + prefix_text(key) +
+                                   "; delete or repoint it first");
+        }
+        pending_.freed_group_ids.push_back(it->second);
+        it = groups_.by_name.erase(it);
+    }
+    for (const auto& g : next.groups)
+        if (!groups_.by_name.count(g.name)) {
+            auto id = take_group_id(groups_);
+            if (!id)
+                return failure(change_error::full, "group '" + g.name + "': no free group id");
+            groups_.by_name[g.name] = *id;
+        }
+
     if (auto f = stage_routes(cs, cur.ports, ports, pending_.ids))
         return std::variant<prepared, change_failure>(std::move(*f));
+
+    // The groups of the new snapshot (rebuilt every change: they are small).
+    uint32_t max_gid = 0;
+    for (const auto& [name, id] : groups_.by_name)
+        max_gid = std::max(max_gid, id + 1);
+    for (const auto& [gws, e] : groups_.ecmp)
+        max_gid = std::max(max_gid, e.id + 1);
+    snap->groups.resize(max_gid);
+    for (const auto& g : next.groups) {
+        auto gr = std::make_shared<group_runtime>();
+        gr->name = g.name;
+        gr->id = groups_.by_name.at(g.name);
+        for (const auto& m : g.members)
+            gr->members.push_back({{fwd::next_hop_kind::tunnel, 0, 0, pending_.ids.at(m.tunnel)},
+                                   m.priority,
+                                   m.weight});
+        snap->groups[gr->id] = std::move(gr);
+    }
+    for (const auto& [gws, e] : groups_.ecmp) {
+        auto gr = std::make_shared<group_runtime>();
+        gr->name = "ecmp";
+        gr->id = e.id;
+        for (ipv4_addr g : gws) {
+            int pi = lan_port_for(ports, g);
+            gr->members.push_back(
+                {{fwd::next_hop_kind::gateway, static_cast<uint16_t>(pi < 0 ? 0 : pi), g, 0},
+                 100,
+                 1});
+        }
+        snap->groups[e.id] = std::move(gr);
+    }
 
     free_ids_.swap(free_ids); // committed below only on success; restored by rollback
     pending_.undo.push_back(
@@ -573,6 +680,13 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     }
 
     auto resolve = [&](const route_config& r, fwd::next_hop& nh) -> std::optional<std::string> {
+        if (r.via == route_via::group) {
+            auto it = groups_.by_name.find(r.group);
+            if (it == groups_.by_name.end())
+                return "group '" + r.group + "' does not exist";
+            nh = {fwd::next_hop_kind::group, 0, 0, it->second};
+            return std::nullopt;
+        }
         if (r.via == route_via::tunnel) {
             auto it = ids.find(r.tunnel);
             if (it == ids.end())
@@ -671,6 +785,18 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                     " would no longer be on a LAN port's connected subnet");
     }
 
+    auto ecmp_release = [&](uint64_t key) {
+        auto it = learned_.find(key);
+        if (it == learned_.end() || it->second.gateways.size() < 2)
+            return;
+        std::vector<ipv4_addr> gws = it->second.gateways;
+        std::sort(gws.begin(), gws.end());
+        auto e = groups_.ecmp.find(gws);
+        if (e != groups_.ecmp.end() && --e->second.refs == 0) {
+            pending_.freed_group_ids.push_back(e->second.id);
+            groups_.ecmp.erase(e);
+        }
+    };
     // Learned routes (FRR): deletes, then puts. The first gateway on a LAN subnet serves.
     for (const auto& p : cs.delete_learned) {
         uint64_t key = key_of(p);
@@ -680,6 +806,7 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                         "learned route " + prefix_text(key) + ": not present");
         if (auto st = fib_->remove(p.addr, p.len, fwd::route_origin::learned); !st)
             return fib_error(st.err());
+        ecmp_release(key);
         pending_.to_release.push_back(learned_nh_.at(key));
         pending_.undo.push_back([this, key, l = it->second, id = learned_nh_.at(key)] {
             learned_[key] = l;
@@ -691,16 +818,35 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     for (const auto& l : cs.put_learned) {
         uint64_t key = key_of(l.prefix);
         fwd::next_hop nh{fwd::next_hop_kind::drop, 0, 0, 0};
-        for (ipv4_addr g : l.gateways) {
-            int pi = lan_port_for(ports, g);
-            if (pi >= 0) {
-                nh = {fwd::next_hop_kind::gateway, static_cast<uint16_t>(pi), g, 0};
-                break;
-            }
-        }
-        if (!l.gateways.empty() && nh.kind == fwd::next_hop_kind::drop)
+        std::vector<ipv4_addr> usable;
+        for (ipv4_addr g : l.gateways)
+            if (lan_port_for(ports, g) >= 0 &&
+                std::find(usable.begin(), usable.end(), g) == usable.end())
+                usable.push_back(g);
+        if (!l.gateways.empty() && usable.empty())
             return fail(change_error::invalid, "learned route " + prefix_text(key) +
                                                    ": no gateway on a LAN port's subnet");
+        if (usable.size() == 1) {
+            nh = {fwd::next_hop_kind::gateway,
+                  static_cast<uint16_t>(lan_port_for(ports, usable[0])), usable[0], 0};
+        } else if (usable.size() > 1) {
+            // Equal-cost LAN routers: one shared group per set of gateways.
+            if (usable.size() > group_runtime::max_members)
+                usable.resize(group_runtime::max_members);
+            std::sort(usable.begin(), usable.end());
+            auto [e, fresh] = groups_.ecmp.try_emplace(usable, group_ids::ecmp_group{0, 0});
+            if (fresh) {
+                auto id = take_group_id(groups_);
+                if (!id) {
+                    groups_.ecmp.erase(e);
+                    return fail(change_error::full,
+                                "learned route " + prefix_text(key) + ": no free group id");
+                }
+                e->second.id = *id;
+            }
+            ++e->second.refs;
+            nh = {fwd::next_hop_kind::group, 0, 0, e->second.id};
+        }
         auto id = acquire(nh);
         if (!id)
             return fail(change_error::full,
@@ -711,6 +857,7 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
             return fib_error(st.err());
         auto it = learned_.find(key);
         if (it != learned_.end()) {
+            ecmp_release(key);
             pending_.to_release.push_back(learned_nh_.at(key));
             pending_.undo.push_back([this, key, old = it->second, oid = learned_nh_.at(key)] {
                 learned_[key] = old;
@@ -761,6 +908,8 @@ void table_writer::finish(const tables& retired) {
     }
     for (const auto& name : deleted)
         retired_.erase(name);
+    for (uint32_t id : pending_.freed_group_ids)
+        groups_.free.push_back(id);
     for (uint32_t id : pending_.freed_ids) {
         static_refs_[id] = 0;
         free_ids_.push_back(id);

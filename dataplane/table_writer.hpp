@@ -116,6 +116,20 @@ class table_writer {
     std::map<uint64_t, uint32_t> learned_nh_;
     std::vector<uint32_t> static_refs_; // by tunnel id: static routes through the tunnel
     std::map<std::string, retired_sa_counters> retired_;
+    // Groups: configured tunnel groups and the equal-cost groups learned routes need, one id
+    // space. An id is reused oldest-freed first, after a grace period (like tunnel ids).
+    struct group_ids {
+        std::map<std::string, uint32_t> by_name; // configured groups
+        struct ecmp_group {
+            uint32_t id;
+            uint32_t refs;
+        };
+        std::map<std::vector<ipv4_addr>, ecmp_group> ecmp; // sorted LAN gateways -> group
+        std::deque<uint32_t> free;
+        uint32_t next_fresh = 0;
+    } groups_;
+    static constexpr uint32_t max_groups = 65536;
+    std::optional<uint32_t> take_group_id(group_ids& g);
     // The change between prepare() and finish()/abandon().
     struct pending {
         bool active = false;
@@ -130,6 +144,7 @@ class table_writer {
         std::vector<std::pair<uint64_t, std::optional<route_entry>>> route_undo;
         std::vector<uint32_t> static_refs; // static_refs_ before the change
         std::vector<std::string> deleted_names;
+        std::vector<uint32_t> freed_group_ids;
     } pending_;
 };
 

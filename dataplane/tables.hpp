@@ -41,6 +41,22 @@ struct tunnel_runtime {
     std::vector<std::shared_ptr<crypto::inbound_sa>> inbound;
 };
 
+// A group as workers see it: members with a priority and a weight. The members with the highest
+// priority among those up carry the traffic; equal ones share it by weight, by flow hash.
+// Members are tunnels (tunnel groups) or LAN routers (equal-cost learned routes).
+struct group_member {
+    fwd::next_hop hop; // kind tunnel or gateway
+    uint8_t priority = 100;
+    uint16_t weight = 1;
+};
+
+struct group_runtime {
+    static constexpr unsigned max_members = 16;
+    std::string name;
+    uint32_t id = 0;
+    std::vector<group_member> members;
+};
+
 // Network mask of a prefix length 0..32, host byte order.
 constexpr ipv4_addr prefix_mask(uint8_t len) noexcept {
     return len == 0 ? 0 : ~((ipv4_addr{1} << (32 - len)) - 1);
@@ -53,6 +69,7 @@ struct tables {
     std::vector<port_runtime> ports;
     std::array<uint8_t, RTE_MAX_ETHPORTS> port_index_by_id{};
     std::vector<std::shared_ptr<const tunnel_runtime>> tunnels; // by id; null: free id
+    std::vector<std::shared_ptr<const group_runtime>> groups;   // by id; null: free id
     rte_fib* fib = nullptr;                                     // the published FIB copy
     const fwd::next_hop_table* next_hops = nullptr;
     std::shared_ptr<const crypto::inbound_sa_map> sa_map;
@@ -62,6 +79,45 @@ struct tables {
 
     const tunnel_runtime* tunnel(uint32_t id) const noexcept {
         return id < tunnels.size() ? tunnels[id].get() : nullptr;
+    }
+    const group_runtime* group(uint32_t id) const noexcept {
+        return id < groups.size() ? groups[id].get() : nullptr;
+    }
+    const group_runtime* find_group(const std::string& name) const noexcept {
+        for (const auto& g : groups)
+            if (g && g->name == name)
+                return g.get();
+        return nullptr;
+    }
+    // The member a flow takes: the highest priority among members that are up (a tunnel that
+    // exists; link health comes later), weighted by `flow_hash` among equals. Null: none up.
+    const group_member* select(const group_runtime& g, uint32_t flow_hash) const noexcept {
+        int best = -1;
+        uint32_t total = 0;
+        for (const auto& m : g.members) {
+            if (!member_up(m))
+                continue;
+            if (m.priority > best) {
+                best = m.priority;
+                total = 0;
+            }
+            if (m.priority == best)
+                total += m.weight;
+        }
+        if (best < 0)
+            return nullptr;
+        uint32_t pick = static_cast<uint32_t>((uint64_t{flow_hash} * total) >> 32);
+        for (const auto& m : g.members) {
+            if (m.priority != best || !member_up(m))
+                continue;
+            if (pick < m.weight)
+                return &m;
+            pick -= m.weight;
+        }
+        return nullptr;
+    }
+    bool member_up(const group_member& m) const noexcept {
+        return m.hop.kind != fwd::next_hop_kind::tunnel || tunnel(m.hop.tunnel) != nullptr;
     }
     const tunnel_runtime* find_tunnel(const std::string& name) const noexcept {
         for (const auto& t : tunnels)

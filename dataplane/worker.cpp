@@ -38,6 +38,26 @@ inline uint16_t udp_dst_port(const uint8_t* udp) noexcept {
     return static_cast<uint16_t>(udp[2] << 8 | udp[3]);
 }
 
+// Flow hash of an IPv4 packet for choosing among equal group members: addresses, protocol and,
+// for the first fragment or unfragmented TCP/UDP/SCTP, the ports. One flow, one member.
+inline uint32_t flow_hash(const rte_ipv4_hdr* ip) noexcept {
+    uint64_t h = (uint64_t{ip->src_addr} << 32 | ip->dst_addr) ^ (uint64_t{ip->next_proto_id} << 7);
+    const bool first = (ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_OFFSET_MASK)) == 0;
+    const auto proto = ip->next_proto_id;
+    const unsigned ihl = (ip->version_ihl & 0xf) * 4u;
+    if (first && (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) &&
+        rte_be_to_cpu_16(ip->total_length) >= ihl + 4) {
+        uint32_t ports;
+        std::memcpy(&ports, reinterpret_cast<const uint8_t*>(ip) + ihl, 4);
+        h ^= uint64_t{ports} * 0x9E3779B97F4A7C15ull;
+    }
+    h *= 0xff51afd7ed558ccdull; // murmur3 fmix64
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<uint32_t>(h);
+}
+
 inline bool is_martian_destination(ipv4_addr dst) noexcept {
     return dst >= 0xE0000000u /* multicast, class E, limited broadcast */ || dst == 0;
 }
@@ -293,7 +313,17 @@ void worker_loop::forward(packet_list& in) noexcept {
     for (unsigned i = 0; i < in.n; ++i) {
         rte_mbuf* m = in.pkts[i];
         auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);
-        const fwd::next_hop& hop = t_->next_hops->get(static_cast<uint32_t>(nh[i]));
+        const fwd::next_hop* hp = &t_->next_hops->get(static_cast<uint32_t>(nh[i]));
+        if (hp->kind == fwd::next_hop_kind::group) {
+            const group_runtime* g = t_->group(hp->tunnel);
+            const group_member* member = g != nullptr ? t_->select(*g, flow_hash(ip)) : nullptr;
+            if (unlikely(member == nullptr)) {
+                drop(m, drop::group_down);
+                continue;
+            }
+            hp = &member->hop;
+        }
+        const fwd::next_hop& hop = *hp;
         switch (hop.kind) {
         case fwd::next_hop_kind::drop:
             drop_with_icmp(m, punt_reason::net_unreachable, drop::no_route);

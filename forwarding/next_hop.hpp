@@ -18,14 +18,15 @@ enum class next_hop_kind : uint8_t {
     local,     // one of our addresses: deliver to the gateway itself
     connected, // LAN host on a connected subnet: the destination itself is the neighbour
     gateway,   // a LAN router: the neighbour is `gateway`
-    tunnel,    // ESP tunnel (or tunnel group) index `tunnel`
+    tunnel,    // ESP tunnel, id `tunnel`
+    group,     // a group (tunnel group, or equal-cost LAN routers), id in `tunnel`
 };
 
 struct next_hop {
     next_hop_kind kind = next_hop_kind::drop;
     uint16_t port = 0;    // egress port index (connected, gateway); ignored otherwise
     uint32_t gateway = 0; // host byte order (gateway)
-    uint32_t tunnel = 0;  // tunnel index (tunnel)
+    uint32_t tunnel = 0;  // tunnel id (tunnel) or group id (group)
     bool operator==(const next_hop&) const = default;
 };
 static_assert(sizeof(next_hop) == 12);

@@ -339,6 +339,31 @@ TEST_F(ApiTest, MetricsAndCountersAreServed) {
     EXPECT_NE(n.body.find("\"10.9.0.0/16\""), std::string::npos) << n.body;
 }
 
+TEST_F(ApiTest, GroupsAreCreatedListedUsedAndProtected) {
+    ASSERT_EQ(call("POST", "/v1/tunnels", tunnel_json("edge-2", 2)).status, 201);
+    auto g = call("POST", "/v1/groups",
+                  R"({"name": "ccn", "members": [{"tunnel": "edge-1", "priority": 200},)"
+                  R"( {"tunnel": "edge-2", "priority": 100}]})");
+    ASSERT_EQ(g.status, 201) << g.body;
+    EXPECT_NE(g.body.find("\"active\":[\"edge-1\"]"), std::string::npos) << g.body;
+    EXPECT_EQ(
+        call("POST", "/v1/groups", R"({"name": "bad", "members": [{"tunnel": "nope"}]})").status,
+        400);
+    EXPECT_EQ(call("POST", "/v1/groups", R"({"name": "edge-2", "members": [{"tunnel": "edge-1"}]})")
+                  .status,
+              409); // a tunnel's name
+    ASSERT_EQ(call("POST", "/v1/routes", "add 10.80.0.0/16 group ccn\n", "text/plain").status, 200);
+    auto rt = call("GET", "/v1/routes?prefix=10.80.0.0/16&match=exact");
+    EXPECT_NE(rt.body.find("\"group\":\"ccn\""), std::string::npos) << rt.body;
+    EXPECT_EQ(call("DELETE", "/v1/groups/ccn").status, 409);
+    EXPECT_EQ(call("DELETE", "/v1/tunnels/edge-2").status, 409); // a member
+    auto list = call("GET", "/v1/groups");
+    EXPECT_NE(list.body.find("\"state\":\"up\""), std::string::npos) << list.body;
+    ASSERT_EQ(call("DELETE", "/v1/routes?prefix=10.80.0.0/16").status, 200);
+    EXPECT_EQ(call("DELETE", "/v1/groups/ccn").status, 200);
+    EXPECT_EQ(call("GET", "/v1/groups/ccn").status, 404);
+}
+
 TEST(RouteBatch, ParsesAndRefusesLineByLine) {
     dp::change_set cs;
     EXPECT_FALSE(parse_route_batch("# comment\n\nadd 10.0.0.0/8 tunnel a\r\ndel 10.1.0.0/16\n"

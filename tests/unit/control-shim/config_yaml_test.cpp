@@ -79,7 +79,7 @@ tunnels:
 routes:
   - prefix: 10.2.0.0/16
     tunnel: ccn-edge-1
-  - prefix: 10.2.0.0/16
+  - prefix: 10.4.0.0/16
     tunnel: ccn-edge-2
     distance: 5
   - prefix: 10.3.0.0/16
@@ -659,7 +659,7 @@ TEST(config_routes, exactly_one_of_tunnel_or_gateway) {
 
 TEST(config_routes, tunnel_must_exist) {
     refused(with("    tunnel: ccn-edge-2\n", "    tunnel: ccn-edge-9\n"),
-            {"routes[1] '10.2.0.0/16': tunnel 'ccn-edge-9' is not a tunnel"});
+            {"routes[1] '10.4.0.0/16': tunnel 'ccn-edge-9' is not a tunnel"});
 }
 
 TEST(config_routes, gateway_must_be_on_a_lan_subnet) {
@@ -673,11 +673,11 @@ TEST(config_routes, gateway_must_be_on_a_lan_subnet) {
 
 TEST(config_routes, distance_range_and_duplicates) {
     refused(with("distance: 5", "distance: 0"),
-            {"routes[1] '10.2.0.0/16': distance 0 out of range 1..255"});
+            {"routes[1] '10.4.0.0/16': distance 0 out of range 1..255"});
     refused(with("distance: 5", "distance: 256"), {"distance 256 out of range"});
-    refused(with("distance: 5", "distance: 1"),
-            {"routes[1] '10.2.0.0/16': prefix 10.2.0.0/16 with distance 1 already defined by "
-             "routes[0]"});
+    refused(with("  - prefix: 10.4.0.0/16", "  - prefix: 10.2.0.0/16"),
+            {"routes[1] '10.2.0.0/16': prefix 10.2.0.0/16 already defined by routes[0] (one "
+             "static route per prefix: a backup path belongs in a group)"});
 }
 
 // ---- neighbours

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -875,6 +876,114 @@ TEST_F(GatewayTest, LearnedRoutesYieldToStaticOnesOfTheSamePrefix) {
     ASSERT_FALSE(gw_->apply(del));
     EXPECT_EQ(gw_->writer().fib().installed(ip(10, 2, 0, 0), 16)->origin,
               fwd::route_origin::learned);
+    expect_balanced();
+}
+
+} // namespace
+} // namespace sagd::dp
+
+namespace sagd::dp {
+namespace {
+
+TEST_F(GatewayTest, TunnelGroupsPreferTheMasterAndSpreadFlowsOverEqualMembers) {
+    start();
+    change_set cs;
+    group_config g;
+    g.name = "ccn";
+    g.members = {{"edge-esp", 200, 1}, {"edge-udp", 100, 1}};
+    cs.put_groups.push_back(g);
+    route_config r;
+    r.prefix = {ip(10, 50, 0, 0), 16};
+    r.via = route_via::group;
+    r.group = "ccn";
+    cs.put_routes.push_back(r);
+    auto f = gw_->apply(cs);
+    ASSERT_FALSE(f) << f->message;
+    auto spis = [&](int flows) {
+        for (int i = 0; i < flows; ++i)
+            send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 50, 0, 1), IPPROTO_UDP,
+                                    udp_payload(static_cast<uint16_t>(1000 + i), 53, 16)));
+        for (int k = 0; k <= flows / 90; ++k) // a step takes 3 bursts of 32
+            step();
+        std::map<uint32_t, int> by_spi;
+        for (const auto& fr : drain(wan_)) {
+            bool udp = fr[14 + 9] == IPPROTO_UDP;
+            ++by_spi[be32(&fr[14 + 20 + (udp ? 8 : 0)])];
+        }
+        return by_spi;
+    };
+    auto master = spis(20);
+    EXPECT_EQ(master.size(), 1u);
+    EXPECT_EQ(master[0x1001], 20);
+    // Equal priorities: flows are spread by weight, and one flow stays on one member.
+    g.members[1].priority = 200;
+    g.members[1].weight = 3;
+    change_set eq;
+    eq.put_groups.push_back(g);
+    ASSERT_FALSE(gw_->apply(eq));
+    auto spread = spis(200);
+    EXPECT_GT(spread[0x1001], 20);
+    EXPECT_GT(spread[0x1002], 2 * spread[0x1001] / 2); // weight 3:1, roughly
+    EXPECT_EQ(spread[0x1001] + spread[0x1002], 200);
+    auto once = spis(1);
+    auto again = spis(1);
+    EXPECT_EQ(once, again);
+    // A member cannot be deleted while the group holds it; the group while a route uses it.
+    change_set del;
+    del.delete_routes.push_back({ip(10, 3, 0, 0), 16});
+    del.delete_tunnels.push_back("edge-udp");
+    f = gw_->apply(del);
+    ASSERT_TRUE(f);
+    EXPECT_NE(f->message.find("group 'ccn'"), std::string::npos) << f->message;
+    change_set delg;
+    delg.delete_groups.push_back("ccn");
+    f = gw_->apply(delg);
+    ASSERT_TRUE(f);
+    EXPECT_NE(f->message.find("10.50.0.0/16"), std::string::npos) << f->message;
+    delg.delete_routes.push_back(r.prefix);
+    ASSERT_FALSE(gw_->apply(delg));
+    EXPECT_EQ(gw_->tbl().find_group("ccn"), nullptr);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, EqualCostLearnedRoutesSpreadFlowsOverLanRouters) {
+    start();
+    const mac_addr router2{0x02, 0, 0, 0, 0x10, 0xfd};
+    change_set cs;
+    cs.put_neighbours.push_back({"lan0", ip(10, 1, 0, 253), router2});
+    learned_route4 l;
+    l.prefix = {ip(10, 60, 0, 0), 16};
+    l.gateways = {ip(10, 1, 0, 254), ip(10, 1, 0, 253)};
+    cs.put_learned.push_back(l);
+    learned_route4 l2 = l;
+    l2.prefix = {ip(10, 61, 0, 0), 16}; // same gateway set: shares the group
+    cs.put_learned.push_back(l2);
+    ASSERT_FALSE(gw_->apply(cs));
+    size_t groups = 0;
+    for (const auto& g : gw_->tbl().groups)
+        groups += g != nullptr;
+    EXPECT_EQ(groups, 1u);
+    for (int i = 0; i < 100; ++i)
+        send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 60, 1, 1), IPPROTO_TCP,
+                                udp_payload(static_cast<uint16_t>(2000 + i), 80, 16)));
+    step();
+    step();
+    int to_254 = 0, to_253 = 0;
+    for (const auto& fr : drain(lan_)) {
+        to_254 += std::memcmp(fr.data(), router_mac.data(), 6) == 0;
+        to_253 += std::memcmp(fr.data(), router2.data(), 6) == 0;
+    }
+    EXPECT_EQ(to_254 + to_253, 100);
+    EXPECT_GT(to_254, 20);
+    EXPECT_GT(to_253, 20);
+    // Withdrawing both routes frees the group (after the grace period, in finish()).
+    change_set del;
+    del.delete_learned = {l.prefix, l2.prefix};
+    ASSERT_FALSE(gw_->apply(del));
+    groups = 0;
+    for (const auto& g : gw_->tbl().groups)
+        groups += g != nullptr;
+    EXPECT_EQ(groups, 0u);
     expect_balanced();
 }
 
