@@ -227,10 +227,24 @@ std::optional<dp::change_failure> api::apply(const dp::change_set& cs) {
     auto failure = gw_.apply(cs);
     if (failure)
         return failure;
-    if (!options_.persist_path.empty())
-        if (std::string why = persist(); !why.empty())
-            std::fprintf(stderr, "sagd: warning: running config not persisted: %s\n", why.c_str());
+    // Learned routes are not config: zebra re-sends them. Anything else is persisted, at once
+    // for a small config; a big one (a bulk route load) at most once a second, from poll().
+    bool config_change = cs.size() != cs.put_learned.size() + cs.delete_learned.size();
+    if (config_change && !options_.persist_path.empty()) {
+        persist_dirty_ = true;
+        if (gw_.writer().static_route_count() < 10'000 || now_ms_ - persisted_ms_ >= 1000)
+            flush();
+    }
     return std::nullopt;
+}
+
+void api::flush() {
+    if (!persist_dirty_)
+        return;
+    persist_dirty_ = false;
+    persisted_ms_ = now_ms_;
+    if (std::string why = persist(); !why.empty())
+        std::fprintf(stderr, "sagd: warning: running config not persisted: %s\n", why.c_str());
 }
 
 std::string api::persist() {
@@ -247,6 +261,10 @@ std::string api::persist() {
 bool api::poll(uint64_t now_ms) {
     now_ms_ = now_ms;
     bool did = false;
+    if (persist_dirty_ && now_ms - persisted_ms_ >= 1000) {
+        flush();
+        did = true;
+    }
     for (size_t i = 0; i < retire_.size();) {
         if (retire_[i].due_ms > now_ms) {
             ++i;

@@ -42,6 +42,8 @@ class api {
 
     // Persists the running config now (start-up). Returns an error message or "".
     std::string persist();
+    // Writes a pending (debounced) persist now: at shutdown.
+    void flush();
 
   private:
     struct pending_retire {
@@ -76,6 +78,8 @@ class api {
     uint64_t started_ms_ = 0;
     uint64_t now_ms_ = 0;
     std::vector<pending_retire> retire_;
+    bool persist_dirty_ = false;
+    uint64_t persisted_ms_ = 0;
 };
 
 } // namespace sagd::shim

@@ -2,6 +2,7 @@
 // No gateway here (the fuzz target links this file alone with the config loader).
 #include "control-shim/api_parse.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <set>
@@ -170,7 +171,7 @@ std::optional<std::string> diff_config(const config& running, const config& targ
 
 std::optional<std::string> parse_route_batch(std::string_view text, dp::change_set& out) {
     size_t line_no = 0;
-    std::set<uint64_t> seen;
+    std::vector<std::pair<uint64_t, size_t>> seen; // (prefix key, line): duplicates found below
     while (!text.empty()) {
         ++line_no;
         size_t nl = text.find('\n');
@@ -201,8 +202,7 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
             n >= 2 ? parse_ipv4_prefix(words[1]) : result<ipv4_prefix>(error{"is missing"});
         if (!prefix)
             return where() + "prefix " + prefix.err().message;
-        if (!seen.insert(route_key(prefix.value())).second)
-            return where() + "prefix " + std::string(words[1]) + " appears twice in the batch";
+        seen.emplace_back(route_key(prefix.value()), line_no);
         if (words[0] == "del" || words[0] == "delete") {
             if (n != 2)
                 return where() + "expected: del PREFIX";
@@ -245,6 +245,15 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
         }
         out.put_routes.push_back(std::move(r));
     }
+    std::sort(seen.begin(), seen.end());
+    for (size_t i = 1; i < seen.size(); ++i)
+        if (seen[i].first == seen[i - 1].first) {
+            auto key = seen[i].first;
+            return "line " + std::to_string(seen[i].second) + ": prefix " +
+                   format_ipv4_prefix(
+                       {static_cast<ipv4_addr>(key >> 8), static_cast<uint8_t>(key & 0xff)}) +
+                   " appears twice in the batch (line " + std::to_string(seen[i - 1].second) + ")";
+        }
     return std::nullopt;
 }
 

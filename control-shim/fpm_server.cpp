@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,10 +83,16 @@ bool fpm_server::poll(uint64_t now_ms) {
     bool did = false;
     // A new connection replaces the old one: zebra reconnects after a restart and re-sends
     // its whole table.
+    // One poll(2) tells whether to accept or read: accept4() on an idle listener is not free.
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {conn_fd_, POLLIN, 0}};
+    if (::poll(fds, conn_fd_ >= 0 ? 2 : 1, 0) <= 0 && !stale_since_ms_ && touched_.empty())
+        return false;
     sockaddr_in peer{};
     socklen_t plen = sizeof peer;
-    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = (fds[0].revents & POLLIN) == 0
+                 ? -1
+                 : ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &plen,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
         if (conn_fd_ >= 0)
             close_session("replaced by a new connection");

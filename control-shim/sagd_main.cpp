@@ -327,6 +327,7 @@ int main(int argc, char** argv) {
             fprintf(stderr, "sagd: %s\n", st.err().message.c_str());
             rc = 1;
         }
+        api.flush();       // a debounced persist still pending
         g_running->stop(); // also ends the reporter when run() returned early
         if (reporter.joinable())
             reporter.join();

@@ -716,9 +716,20 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
             static_refs_[it->second] += delta;
     };
 
-    // Static routes: deletes, then puts.
-    for (const auto& p : cs.delete_routes) {
-        uint64_t key = key_of(p);
+    // Static routes: deletes, then puts, each in address order (the FIB's RIB walks stay in
+    // cache; a big batch in random order costs several times more). Order cannot matter:
+    // the change is published as one.
+    auto sorted_order = [](const auto& items, auto key_fn) {
+        std::vector<std::pair<uint64_t, uint32_t>> order(items.size());
+        for (size_t i = 0; i < items.size(); ++i)
+            order[i] = {key_fn(items[i]), static_cast<uint32_t>(i)};
+        std::sort(order.begin(), order.end());
+        return order;
+    };
+    for (const auto& [k, idx] :
+         sorted_order(cs.delete_routes, [](const ipv4_prefix& p) { return key_of(p); })) {
+        const auto& p = cs.delete_routes[idx];
+        uint64_t key = k;
         auto it = static_routes_.find(key);
         if (it == static_routes_.end())
             return fail(change_error::not_found,
@@ -730,11 +741,12 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         pending_.route_undo.emplace_back(key, std::move(it->second));
         static_routes_.erase(it);
     }
-    std::set<uint64_t> put_keys;
-    for (size_t i = 0; i < cs.put_routes.size(); ++i) {
-        const auto& r = cs.put_routes[i];
-        uint64_t key = key_of(r.prefix);
-        if (!put_keys.insert(key).second)
+    const auto put_order =
+        sorted_order(cs.put_routes, [](const route_config& r) { return key_of(r.prefix); });
+    for (size_t n = 0; n < put_order.size(); ++n) {
+        const auto& r = cs.put_routes[put_order[n].second];
+        uint64_t key = put_order[n].first;
+        if (n > 0 && put_order[n - 1].first == key)
             return fail(change_error::invalid,
                         "route " + prefix_text(key) +
                             ": given twice (one static route per prefix; a backup path belongs "
@@ -798,8 +810,10 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         }
     };
     // Learned routes (FRR): deletes, then puts. The first gateway on a LAN subnet serves.
-    for (const auto& p : cs.delete_learned) {
-        uint64_t key = key_of(p);
+    for (const auto& [k, idx] :
+         sorted_order(cs.delete_learned, [](const ipv4_prefix& p) { return key_of(p); })) {
+        const auto& p = cs.delete_learned[idx];
+        uint64_t key = k;
         auto it = learned_.find(key);
         if (it == learned_.end())
             return fail(change_error::not_found,
@@ -815,8 +829,10 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         learned_.erase(it);
         learned_nh_.erase(key);
     }
-    for (const auto& l : cs.put_learned) {
-        uint64_t key = key_of(l.prefix);
+    for (const auto& [k, idx] :
+         sorted_order(cs.put_learned, [](const learned_route4& l) { return key_of(l.prefix); })) {
+        const auto& l = cs.put_learned[idx];
+        uint64_t key = k;
         fwd::next_hop nh{fwd::next_hop_kind::drop, 0, 0, 0};
         std::vector<ipv4_addr> usable;
         for (ipv4_addr g : l.gateways)

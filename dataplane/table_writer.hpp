@@ -74,6 +74,7 @@ class table_writer {
     const fwd::next_hop_table& next_hops() const noexcept { return *next_hops_; }
     const table_limits& limits() const noexcept { return limits_; }
     size_t learned_count() const noexcept { return learned_.size(); }
+    size_t static_route_count() const noexcept { return static_routes_.size(); }
     const std::map<uint64_t, learned_route4>& learned() const noexcept { return learned_; }
     // Counters of retired SAs by tunnel name.
     const retired_sa_counters* retired(const std::string& tunnel) const;

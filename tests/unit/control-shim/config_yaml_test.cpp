@@ -650,11 +650,45 @@ TEST(config_routes, host_bits_must_be_zero) {
             {"routes[3]: prefix: required field missing"});
 }
 
-TEST(config_routes, exactly_one_of_tunnel_or_gateway) {
+TEST(config_routes, exactly_one_of_tunnel_gateway_or_group) {
     refused(with("    gateway: 10.1.0.254\n", ""),
-            {"routes[2] '10.3.0.0/16': exactly one of 'tunnel' or 'gateway'", "neither"});
+            {"routes[2] '10.3.0.0/16': exactly one of 'tunnel', 'gateway' or 'group'", "none"});
     refused(with("    gateway: 10.1.0.254\n", "    gateway: 10.1.0.254\n    tunnel: ccn-edge-1\n"),
-            {"routes[2] '10.3.0.0/16': exactly one", "both"});
+            {"routes[2] '10.3.0.0/16': exactly one", "several"});
+}
+
+TEST(config_groups, members_name_tunnels_and_routes_name_groups) {
+    const std::string groups = "groups:\n"
+                               "  - name: ccn\n"
+                               "    members:\n"
+                               "      - {tunnel: ccn-edge-1, priority: 200}\n"
+                               "      - {tunnel: ccn-edge-2, weight: 3}\n"
+                               "routes:\n";
+    auto c = accepted(with("routes:\n", groups));
+    ASSERT_EQ(c.groups.size(), 1u);
+    EXPECT_EQ(c.groups[0].members[0].priority, 200);
+    EXPECT_EQ(c.groups[0].members[1].priority, 100);
+    EXPECT_EQ(c.groups[0].members[1].weight, 3);
+    auto g = accepted(with("routes:\n", groups + "  - {prefix: 10.9.0.0/16, group: ccn}\n"));
+    ASSERT_EQ(g.routes.size(), 4u);
+    EXPECT_EQ(g.routes[0].via, sagd::route_via::group);
+    EXPECT_EQ(g.routes[0].group, "ccn");
+    refused(with("routes:\n", groups + "  - {prefix: 10.9.0.0/16, group: nope}\n"),
+            {"routes[0] '10.9.0.0/16': group 'nope' is not a group"});
+    refused(with("routes:\n", "groups:\n  - name: g\n    members: [{tunnel: nope}]\nroutes:\n"),
+            {"groups[0] 'g': members[0].tunnel 'nope' is not a tunnel"});
+    refused(with("routes:\n", "groups:\n  - name: ccn-edge-1\n    members: [{tunnel: ccn-edge-1}]\n"
+                              "routes:\n"),
+            {"groups[0] 'ccn-edge-1': name already used by a tunnel"});
+    refused(with("routes:\n",
+                 "groups:\n  - name: g\n    members: [{tunnel: ccn-edge-1}, {tunnel: ccn-edge-1}]\n"
+                 "routes:\n"),
+            {"members[1].tunnel 'ccn-edge-1' listed twice"});
+    refused(with("routes:\n", "groups:\n  - name: g\n    members: []\nroutes:\n"),
+            {"members: expected 1..16 tunnels, got 0"});
+    refused(with("routes:\n",
+                 "groups:\n  - name: g\n    members: [{tunnel: ccn-edge-1, weight: 0}]\nroutes:\n"),
+            {"weight 0 out of range 1..1000"});
 }
 
 TEST(config_routes, tunnel_must_exist) {
