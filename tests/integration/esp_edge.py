@@ -21,8 +21,18 @@ Both inbound encapsulations are always accepted; --encap picks the outbound one.
 Known scapy 2.5 bug worked around here: SecurityAssociation(..., nat_t_header=UDP()).encrypt()
 emits UDP length 8 (it computes the length before the ESP payload is attached); we rewrite it.
 
-Counters are printed as one JSON line on SIGUSR1 and at exit (and written to --stats-file).
+Counters are printed as one JSON line on SIGUSR1 and at exit (and written to --stats-file);
+"in_by_spi" / "out_by_spi" count the packets decrypted / encrypted per SPI.
 Prints "esp_edge: ready" on stdout once the sockets are bound.
+
+Rekey at run time (--control PATH, a unix stream socket, mode 0600): one command per line, one
+JSON reply line per command. Keys travel over the socket, never on a command line.
+  add-sa-in SPI KEYMAT       accept a further inbound SA (own anti-replay window)
+  del-sa-in SPI              stop accepting an inbound SA
+  set-sa-out SPI KEYMAT [SEQ]  encrypt with a new outbound SA from now on (sequence SEQ, def. 1)
+  stats                      the counters (as on SIGUSR1)
+A client: `esp_edge.py --control-client PATH` sends the lines of its stdin and prints the
+replies (exit 1 if one says "ok": false).
 """
 import argparse
 import ipaddress
@@ -33,10 +43,17 @@ import select
 import signal
 import socket
 import struct
+import sys
 import time
 
-from scapy.all import ARP, ICMP, IP, UDP, Ether, raw  # noqa: E402
-from scapy.layers.ipsec import ESP, IPSecIntegrityError, SecurityAssociation  # noqa: E402
+ARP = ICMP = IP = UDP = Ether = raw = ESP = IPSecIntegrityError = SecurityAssociation = None
+
+
+def import_scapy():
+    """scapy takes seconds to import: the control client (--control-client) does without."""
+    global ARP, ICMP, IP, UDP, Ether, raw, ESP, IPSecIntegrityError, SecurityAssociation
+    from scapy.all import ARP, ICMP, IP, UDP, Ether, raw  # noqa: F811
+    from scapy.layers.ipsec import ESP, IPSecIntegrityError, SecurityAssociation  # noqa: F811
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -83,8 +100,11 @@ def open_l2(ifname):
         s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     except OSError:
         pass
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    for opt, fallback in ((33, socket.SO_RCVBUF), (32, socket.SO_SNDBUF)):  # *BUFFORCE (root)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, fallback, 4 << 20)
     s.bind((ifname, 0))
     s.setblocking(False)
     return s, s.getsockname()[4]
@@ -155,32 +175,127 @@ class Edge:
             self.inner_neigh[ip] = mac_bytes(mac)
         self.pending = {}  # (side, ip) -> (deadline, [payload bytes])
         self.arp_last = {}
-        key_out = a.key_out
-        self.sa_out = SecurityAssociation(
-            ESP, spi=a.spi_out, seq_num=a.seq_start, crypt_algo="AES-GCM", crypt_key=key_out,
-            tunnel_header=IP(src=self.local, dst=self.peer), esn_en=a.esn, esn=0)
+        self.set_sa_out(a.spi_out, a.key_out, a.seq_start)
         self.sa_in = {}
         self.windows = {}
+        self.in_by_spi = {}
+        self.out_by_spi = {}
         for spi, key in [(a.spi_in, a.key_in)] + [
                 (parse_int(x.split(":", 1)[0]), parse_keymat(x.split(":", 1)[1]))
                 for x in (a.extra_sa_in or [])]:
-            self.sa_in[spi] = SecurityAssociation(
-                ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=key,
-                tunnel_header=IP(src=self.peer, dst=self.local), esn_en=a.esn, esn=0)
-            self.windows[spi] = ReplayWindow(a.replay_window)
+            self.add_sa_in(spi, key)
+        self.control = None
+        self.clients = {}  # fd -> [socket, input bytes]
+        if a.control:
+            try:
+                os.unlink(a.control)
+            except FileNotFoundError:
+                pass
+            self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old = os.umask(0o077)
+            try:
+                self.control.bind(a.control)
+            finally:
+                os.umask(old)
+            self.control.listen(8)
+            self.control.setblocking(False)
         self.running = True
+
+    # ---------------------------------------------------------------- SAs (also at run time)
+    def set_sa_out(self, spi, key, seq=1):
+        self.sa_out = SecurityAssociation(
+            ESP, spi=spi, seq_num=seq, crypt_algo="AES-GCM", crypt_key=key,
+            tunnel_header=IP(src=self.local, dst=self.peer), esn_en=self.a.esn, esn=0)
+        self.spi_out = spi
+
+    def add_sa_in(self, spi, key):
+        self.sa_in[spi] = SecurityAssociation(
+            ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=key,
+            tunnel_header=IP(src=self.peer, dst=self.local), esn_en=self.a.esn, esn=0)
+        self.windows[spi] = ReplayWindow(self.a.replay_window)
+
+    def command(self, line):
+        """One control command; returns the reply object. Never echoes key material."""
+        w = line.split()
+        try:
+            if not w:
+                return {"ok": False, "error": "empty command"}
+            if w[0] == "add-sa-in" and len(w) == 3:
+                spi = parse_int(w[1])
+                if spi in self.sa_in:
+                    return {"ok": False, "error": "inbound SPI 0x%x exists" % spi}
+                self.add_sa_in(spi, parse_keymat(w[2]))
+            elif w[0] == "del-sa-in" and len(w) == 2:
+                spi = parse_int(w[1])
+                if spi not in self.sa_in:
+                    return {"ok": False, "error": "no inbound SPI 0x%x" % spi}
+                del self.sa_in[spi]
+                del self.windows[spi]
+            elif w[0] == "set-sa-out" and len(w) in (3, 4):
+                self.set_sa_out(parse_int(w[1]), parse_keymat(w[2]),
+                                parse_int(w[3]) if len(w) == 4 else 1)
+            elif w[0] == "stats" and len(w) == 1:
+                return {"ok": True, "stats": self.stats_dict()}
+            else:
+                return {"ok": False, "error": "unknown command or wrong arguments: %s (add-sa-in "
+                        "SPI KEY | del-sa-in SPI | set-sa-out SPI KEY [SEQ] | stats)" % w[0][:32]}
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            return {"ok": False, "error": "%s: %s" % (w[0][:32], e)}
+        self.log("control: %s %s" % (w[0], w[1] if len(w) > 1 else ""))
+        return {"ok": True, "spi_out": hex(self.spi_out),
+                "spi_in": [hex(x) for x in self.sa_in]}
+
+    def control_ready(self, fd):
+        if fd == self.control.fileno():
+            try:
+                c, _ = self.control.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            c.setblocking(False)
+            self.clients[c.fileno()] = [c, b""]
+            return
+        c, buf = self.clients[fd]
+        try:
+            data = c.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            reply = json.dumps(self.command(line.decode("ascii", "replace"))) + "\n"
+            try:
+                c.setblocking(True)
+                c.settimeout(1.0)
+                c.sendall(reply.encode())
+                c.setblocking(False)
+            except OSError:
+                data = b""
+                break
+        self.clients[fd][1] = buf
+        if not data:
+            del self.clients[fd]
+            c.close()
 
     # ---------------------------------------------------------------- helpers
     def log(self, msg):
         if self.a.verbose:
             print("esp_edge: " + msg, flush=True)
 
-    def dump_stats(self, *_):
+    def stats_dict(self):
         d = dict(self.stats)
         d["out_seq_next"] = (self.sa_out.esn << 32 | self.sa_out.seq_num) if self.a.esn \
             else self.sa_out.seq_num
         d["in_seq_top"] = {hex(s): w.top for s, w in self.windows.items()}
-        line = json.dumps(d, sort_keys=True)
+        d["in_by_spi"] = {hex(s): n for s, n in self.in_by_spi.items()}
+        d["out_by_spi"] = {hex(s): n for s, n in self.out_by_spi.items()}
+        d["spi_out"] = hex(self.spi_out)
+        d["spi_in"] = [hex(s) for s in self.sa_in]
+        return d
+
+    def dump_stats(self, *_):
+        line = json.dumps(self.stats_dict(), sort_keys=True)
         print("esp_edge: stats " + line, flush=True)
         if self.a.stats_file:
             tmp = self.a.stats_file + ".tmp"
@@ -344,6 +459,7 @@ class Edge:
         w.update(seq)
         self.last_in_seq[spi] = seq
         self.stats["decrypted"] += 1
+        self.in_by_spi[spi] = self.in_by_spi.get(spi, 0) + 1
         b = raw(inner)
         if len(b) < 20 or b[0] >> 4 != 4:
             self.stats["ignored"] += 1  # IPv6 or not IP: not forwarded by this peer
@@ -412,6 +528,7 @@ class Edge:
                 out.flags = "DF"
                 del out.chksum
         self.stats["encrypted"] += 1
+        self.out_by_spi[self.spi_out] = self.out_by_spi.get(self.spi_out, 0) + 1
         self.send_ip("wan", self.peer, raw(out))
 
     # ---------------------------------------------------------------- main loop
@@ -425,11 +542,17 @@ class Edge:
         while self.running:
             if deadline and time.monotonic() > deadline:
                 break
+            fds = list(socks)
+            if self.control:
+                fds += [self.control.fileno()] + list(self.clients)
             try:
-                r, _, _ = select.select(list(socks), [], [], 0.2)
+                r, _, _ = select.select(fds, [], [], 0.2)
             except InterruptedError:
                 continue
             for fd in r:
+                if fd not in socks:
+                    self.control_ready(fd)
+                    continue
                 side, s = socks[fd]
                 for _ in range(64):
                     try:
@@ -447,7 +570,33 @@ class Edge:
                         self.stats["drop_malformed"] += 1
                         self.log("error handling %s frame: %r" % (side, e))
             self.expire_pending()
+        if self.control:
+            try:
+                os.unlink(self.a.control)
+            except OSError:
+                pass
         self.dump_stats()
+
+
+def control_client(path):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(5)
+    c.connect(path)
+    f = c.makefile("rwb")
+    rc = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        f.write(line.strip().encode() + b"\n")
+        f.flush()
+        reply = f.readline().decode()
+        if not reply:
+            print('{"ok": false, "error": "no reply (edge gone?)"}', flush=True)
+            return 1
+        print(reply.strip(), flush=True)
+        if not json.loads(reply).get("ok"):
+            rc = 1
+    return rc
 
 
 def main():
@@ -480,8 +629,17 @@ def main():
     ap.add_argument("--df", action="store_true", help="set DF on outer headers")
     ap.add_argument("--duration", type=float, default=0, help="exit after N seconds (0: never)")
     ap.add_argument("--stats-file")
+    ap.add_argument("--control", metavar="PATH",
+                    help="unix socket for run-time SA commands (add-sa-in, del-sa-in, "
+                         "set-sa-out, stats)")
+    ap.add_argument("--control-client", metavar="PATH",
+                    help="client mode: send stdin's lines to a running edge's --control socket, "
+                         "print the replies")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
+    if a.control_client:
+        return control_client(a.control_client)
+    import_scapy()
 
     g = lambda k, d: t.get(k, d)  # noqa: E731
     if a.role == "edge":
@@ -514,7 +672,8 @@ def main():
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, e.dump_stats)
     e.run()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
