@@ -16,6 +16,7 @@
 
 #include "forwarding/fib4.hpp"
 #include "forwarding/neighbour.hpp"
+#include "perf/bench_eal_main.hpp"
 
 using namespace sagd::fwd;
 
@@ -165,30 +166,8 @@ BENCHMARK(BM_neighbour_lookup_burst)->Arg(16)->Arg(60'000);
 } // namespace
 
 int main(int argc, char** argv) {
-    bool huge = false;
-    std::vector<char*> args;
-    for (int i = 0; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--huge") == 0)
-            huge = true;
-        else
-            args.push_back(argv[i]);
-    }
-    std::string prefix = "sagd-bench-fwd-" + std::to_string(getpid());
-    std::vector<const char*> eal = {
-        "bench_forwarding", "-m",          "2048",          "--no-pci",    "--no-shconf", "-l", "0",
-        "--log-level",      "lib.*:error", "--file-prefix", prefix.c_str()};
-    if (!huge)
-        eal.insert(eal.begin() + 1, "--no-huge");
-    if (rte_eal_init(static_cast<int>(eal.size()), const_cast<char**>(eal.data())) < 0) {
-        fprintf(stderr, "cannot initialise EAL\n");
-        return 1;
-    }
-    int n = static_cast<int>(args.size());
-    benchmark::Initialize(&n, args.data());
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    fib_cache.clear();
-    neighbour_cache.clear();
-    rte_eal_cleanup();
-    return 0;
+    return bench_eal_main(argc, argv, "bench_forwarding", "2048", [] {
+        fib_cache.clear();
+        neighbour_cache.clear();
+    });
 }

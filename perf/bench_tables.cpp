@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dataplane/table_writer.hpp"
+#include "perf/bench_eal_main.hpp"
 
 using namespace sagd;
 
@@ -128,28 +129,5 @@ BENCHMARK(BM_routes_add_then_delete)
 } // namespace
 
 int main(int argc, char** argv) {
-    bool huge = false;
-    std::vector<char*> args;
-    for (int i = 0; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--huge") == 0)
-            huge = true;
-        else
-            args.push_back(argv[i]);
-    }
-    std::string prefix = "sagd-bench-tables-" + std::to_string(getpid());
-    std::vector<const char*> eal = {
-        "bench_tables", "-m",          "4096",          "--no-pci",    "--no-shconf", "-l", "0",
-        "--log-level",  "lib.*:error", "--file-prefix", prefix.c_str()};
-    if (!huge)
-        eal.insert(eal.begin() + 1, "--no-huge");
-    if (rte_eal_init(static_cast<int>(eal.size()), const_cast<char**>(eal.data())) < 0) {
-        fprintf(stderr, "cannot initialise EAL\n");
-        return 1;
-    }
-    int n = static_cast<int>(args.size());
-    benchmark::Initialize(&n, args.data());
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    rte_eal_cleanup();
-    return 0;
+    return bench_eal_main(argc, argv, "bench_tables", "4096", [] {});
 }
