@@ -931,15 +931,22 @@ http_response api::get_onprem() {
                 .member("gateway", format_ipv4(r.gateway))
                 .end_object();
     });
-    for (const auto& [key, l] : gw_.writer().learned()) {
-        if (l.gateways.empty())
-            continue; // blackholes are not reachable prefixes
+    // Learned routes in address order (the store is hashed).
+    std::vector<const dp::learned_route4*> learned;
+    learned.reserve(gw_.writer().learned_count());
+    gw_.writer().for_each_learned([&](const dp::learned_route4& l) {
+        if (!l.gateways.empty()) // blackholes are not reachable prefixes
+            learned.push_back(&l);
+    });
+    std::sort(learned.begin(), learned.end(), [](const auto* a, const auto* b) {
+        return std::pair(a->prefix.addr, a->prefix.len) < std::pair(b->prefix.addr, b->prefix.len);
+    });
+    for (const auto* l : learned)
         j.begin_object()
-            .member("prefix", format_ipv4_prefix(l.prefix))
+            .member("prefix", format_ipv4_prefix(l->prefix))
             .member("origin", "learned")
-            .member("gateway", format_ipv4(l.gateways.front()))
+            .member("gateway", format_ipv4(l->gateways.front()))
             .end_object();
-    }
     j.end_array().end_object();
     return json_response(200, j.take());
 }

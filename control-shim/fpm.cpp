@@ -500,11 +500,11 @@ status learned_routes::apply_message(std::span<const uint8_t> message) {
     return fwd::ok();
 }
 
-void learned_routes::apply(const std::vector<fpm_item>& items) {
-    for (const auto& item : items) {
+void learned_routes::apply(std::vector<fpm_item>& items) {
+    for (auto& item : items) {
         switch (item.kind) {
         case fpm_item_kind::route:
-            apply(item.route);
+            apply(std::move(item.route));
             break;
         case fpm_item_kind::other_table:
             ++counters_.other_table;
@@ -516,15 +516,24 @@ void learned_routes::apply(const std::vector<fpm_item>& items) {
     }
 }
 
-void learned_routes::apply(const fpm_route_update& update) {
+void learned_routes::apply(fpm_route_update&& update) {
     const auto key = key_of(update);
     if (update.add) {
-        routes_.insert_or_assign(key, learned_route{update, false});
+        auto [it, fresh] = routes_.try_emplace(key);
+        if (fresh)
+            ++by_family_[static_cast<size_t>(key.family)];
+        else if (it->second.stale)
+            --stale_;
+        it->second = learned_route{std::move(update), false};
         ++counters_.adds;
         ++generation_;
         return;
     }
-    if (routes_.erase(key) != 0) {
+    if (auto it = routes_.find(key); it != routes_.end()) {
+        if (it->second.stale)
+            --stale_;
+        --by_family_[static_cast<size_t>(key.family)];
+        routes_.erase(it);
         ++counters_.deletes;
         ++generation_;
     } else {
@@ -535,20 +544,21 @@ void learned_routes::apply(const fpm_route_update& update) {
 void learned_routes::session_lost() {
     for (auto& [key, r] : routes_)
         r.stale = true;
+    stale_ = routes_.size();
     ++counters_.session_losses;
 }
 
 size_t learned_routes::sweep_stale() {
-    const size_t n = std::erase_if(routes_, [](const auto& kv) { return kv.second.stale; });
+    const size_t n = std::erase_if(routes_, [this](const auto& kv) {
+        if (kv.second.stale)
+            --by_family_[static_cast<size_t>(kv.first.family)];
+        return kv.second.stale;
+    });
+    stale_ = 0;
     if (n != 0)
         ++generation_;
     counters_.swept += n;
     return n;
-}
-
-size_t learned_routes::stale_count() const noexcept {
-    return static_cast<size_t>(std::count_if(routes_.begin(), routes_.end(),
-                                             [](const auto& kv) { return kv.second.stale; }));
 }
 
 const learned_route* learned_routes::find(const route_key& key) const {

@@ -11,7 +11,8 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <cstring>
+#include <unordered_map>
 #include <optional>
 #include <span>
 #include <string>
@@ -131,6 +132,21 @@ struct route_key {
     auto operator<=>(const route_key&) const = default;
 };
 
+struct route_key_hash {
+    size_t operator()(const route_key& k) const noexcept {
+        uint64_t a, b;
+        std::memcpy(&a, k.prefix.data(), 8);
+        std::memcpy(&b, k.prefix.data() + 8, 8);
+        uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) + (uint64_t{k.prefix_len} << 1) +
+                     static_cast<uint64_t>(k.family);
+        h ^= h >> 33; // murmur3 finaliser
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+        h *= 0xc4ceb9fe1a85ec53ull;
+        return static_cast<size_t>(h ^ (h >> 33));
+    }
+};
+
 struct learned_route {
     fpm_route_update route; // as last received (add == true)
     bool stale = false;     // not re-sent since the session was lost
@@ -157,24 +173,26 @@ class learned_routes {
 
     // Decodes and applies one FPM message; a decode error is counted and changes nothing.
     fwd::status apply_message(std::span<const uint8_t> message);
-    // Applies items already decoded (counts other_table / unsupported, applies routes).
-    void apply(const std::vector<fpm_item>& items);
+    // Applies items already decoded (counts other_table / unsupported, applies routes); the
+    // routes are moved out of `items`.
+    void apply(std::vector<fpm_item>& items);
     // Add replaces, delete removes (a delete's next hops are not compared).
-    void apply(const fpm_route_update& update);
+    void apply(fpm_route_update&& update);
     void count_error() noexcept { ++counters_.errors; }
 
     void session_lost();  // marks every route stale
     size_t sweep_stale(); // removes stale routes; returns how many
-    size_t stale_count() const noexcept;
+    size_t stale_count() const noexcept { return stale_; }
 
     const learned_route* find(const route_key& key) const;
     size_t size() const noexcept { return routes_.size(); }
+    size_t size(ip_family f) const noexcept { return by_family_[static_cast<size_t>(f)]; }
     // Bumped on every change of the table, so an installer can tell whether to re-read it.
     uint64_t generation() const noexcept { return generation_; }
     const learned_counters& counters() const noexcept { return counters_; }
     const fpm_decode_options& options() const noexcept { return options_; }
 
-    // f(const route_key&, const learned_route&) in key order (IPv4 first, then by prefix).
+    // f(const route_key&, const learned_route&), in no particular order.
     template <typename F> void for_each(F&& f) const {
         for (const auto& [key, route] : routes_)
             f(key, route);
@@ -182,7 +200,10 @@ class learned_routes {
 
   private:
     fpm_decode_options options_;
-    std::map<route_key, learned_route> routes_;
+    // Hashed: a full table is a million routes, and zebra sends them in no useful order.
+    std::unordered_map<route_key, learned_route, route_key_hash> routes_;
+    size_t by_family_[2] = {0, 0};
+    size_t stale_ = 0;
     learned_counters counters_;
     uint64_t generation_ = 0;
 };

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,10 +16,6 @@
 namespace sagd::shim {
 
 namespace {
-
-uint64_t key_of(ipv4_addr a, uint8_t len) {
-    return (uint64_t{a} << 8) | len;
-}
 
 ipv4_addr v4(const ip_bytes& b) {
     return (ipv4_addr{b[0]} << 24) | (ipv4_addr{b[1]} << 16) | (ipv4_addr{b[2]} << 8) | b[3];
@@ -104,7 +101,7 @@ bool fpm_server::poll(uint64_t now_ms) {
         std::fprintf(stderr, "sagd: fpm: zebra connected from %s\n", peer_.c_str());
         did = true;
     }
-    size_t messages = 0;
+    size_t messages = 0, bytes = 0;
     while (conn_fd_ >= 0 && messages < options_.max_messages_per_poll) {
         uint8_t buf[65536];
         ssize_t n = ::recv(conn_fd_, buf, sizeof buf, 0);
@@ -118,7 +115,7 @@ bool fpm_server::poll(uint64_t now_ms) {
             close_session(std::strerror(errno));
             break;
         }
-        did = true;
+        bytes += static_cast<size_t>(n);
         if (auto st = framer_.feed(std::span<const uint8_t>(buf, static_cast<size_t>(n))); !st) {
             ++counters_.framing_errors;
             std::fprintf(stderr, "sagd: fpm: %s\n", st.err().message.c_str());
@@ -145,20 +142,27 @@ bool fpm_server::poll(uint64_t now_ms) {
             }
             for (const auto& it : items.value())
                 if (it.kind == fpm_item_kind::route)
-                    touched_.insert(key_of(it.route));
+                    touched_.push_back(key_of(it.route));
             store_.apply(items.value());
         }
     }
+    // More may be waiting: poll again at once rather than idle.
+    did |= messages >= options_.max_messages_per_poll;
     if (!touched_.empty()) {
-        install_touched();
-        did = true;
+        if (!pending_since_ms_)
+            pending_since_ms_ = now_ms;
+        if (bytes == 0 || conn_fd_ < 0 || touched_.size() >= options_.install_batch ||
+            now_ms - *pending_since_ms_ >= options_.install_delay_ms) {
+            install_touched();
+            did = true;
+        }
     }
     // After the grace time, withdraw what a reconnecting zebra did not send again.
     if (stale_since_ms_ && now_ms - *stale_since_ms_ >= options_.grace_ms) {
         stale_since_ms_.reset();
         store_.for_each([&](const route_key& k, const learned_route& r) {
             if (r.stale)
-                touched_.insert(k);
+                touched_.push_back(k);
         });
         size_t n = store_.sweep_stale();
         counters_.swept += n;
@@ -173,17 +177,20 @@ bool fpm_server::poll(uint64_t now_ms) {
 
 void fpm_server::install_touched() {
     const dp::tables& t = gw_.tbl();
+    const dp::table_writer& w = gw_.writer();
+    // One decision per prefix (an update is a delete and an add of the same key).
+    std::sort(touched_.begin(), touched_.end());
+    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
     dp::change_set cs;
     for (const auto& k : touched_) {
         if (k.family != ip_family::ipv4)
             continue; // kept in the store and listed; IPv6 forwarding is not enabled
-        ipv4_addr prefix = v4(k.prefix);
-        uint64_t key = key_of(prefix, k.prefix_len);
+        const ipv4_prefix prefix{v4(k.prefix), k.prefix_len};
         const learned_route* r = store_.find(k);
         bool want = r != nullptr;
         dp::learned_route4 l;
         if (want) {
-            l.prefix = {prefix, k.prefix_len};
+            l.prefix = prefix;
             l.distance = options_.distance;
             if (!r->route.blackhole) {
                 for (const auto& h : r->route.next_hops)
@@ -195,27 +202,22 @@ void fpm_server::install_touched() {
                 }
             }
         }
-        auto it = installed_.find(key);
+        // What the FIB holds now (only this server installs learned routes).
+        const dp::learned_route4* installed = w.find_learned(prefix);
         if (want) {
-            if (it != installed_.end() && it->second.gateways == l.gateways &&
-                it->second.distance == l.distance)
+            if (installed != nullptr && installed->gateways == l.gateways &&
+                installed->distance == l.distance)
                 continue;
-            cs.put_learned.push_back(l);
-        } else if (it != installed_.end()) {
-            cs.delete_learned.push_back(it->second.prefix);
+            cs.put_learned.push_back(std::move(l));
+        } else if (installed != nullptr) {
+            cs.delete_learned.push_back(prefix);
         }
     }
     touched_.clear();
+    pending_since_ms_.reset();
     if (cs.empty())
         return;
-    auto record = [&](const dp::change_set& c) {
-        for (const auto& l : c.put_learned)
-            installed_[key_of(l.prefix.addr, l.prefix.len)] = l;
-        for (const auto& p : c.delete_learned)
-            installed_.erase(key_of(p.addr, p.len));
-    };
     if (!apply_(cs)) {
-        record(cs);
         ++counters_.installed_changes;
         return;
     }
@@ -226,31 +228,25 @@ void fpm_server::install_touched() {
         if (auto f = apply_(one)) {
             ++counters_.install_failures;
             std::fprintf(stderr, "sagd: fpm: %s\n", f->message.c_str());
-        } else {
-            record(one);
         }
     }
     for (const auto& p : cs.delete_learned) {
         dp::change_set one;
         one.delete_learned.push_back(p);
-        if (!apply_(one))
-            record(one);
+        (void)apply_(one);
     }
     ++counters_.installed_changes;
 }
 
 void fpm_server::write_status(json_writer& j) const {
-    size_t v4_routes = 0, v6_routes = 0;
-    store_.for_each([&](const route_key& k, const learned_route&) {
-        (k.family == ip_family::ipv4 ? v4_routes : v6_routes)++;
-    });
+    const size_t v4_routes = store_.size(ip_family::ipv4), v6_routes = store_.size(ip_family::ipv6);
     j.begin_object();
     j.member("state", connected() ? "connected" : "listening");
     j.member("listen", fwd::format_ipv4(options_.address) + ":" + std::to_string(port_));
     j.member("peer", connected() ? peer_ : std::string{});
     j.member("ipv4_routes", static_cast<uint64_t>(v4_routes));
     j.member("ipv6_routes", static_cast<uint64_t>(v6_routes));
-    j.member("installed", static_cast<uint64_t>(installed_.size()));
+    j.member("installed", static_cast<uint64_t>(installed_count()));
     j.member("stale", static_cast<uint64_t>(store_.stale_count()));
     j.member("sessions", counters_.sessions);
     j.member("messages", counters_.messages);

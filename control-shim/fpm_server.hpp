@@ -7,9 +7,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "control-shim/fpm.hpp"
@@ -23,6 +23,12 @@ struct fpm_server_options {
     uint16_t port = fpm_default_port; // 0: pick a free port (tests)
     uint64_t grace_ms = 30'000;
     size_t max_messages_per_poll = 20'000; // bounds one poll so the control loop stays live
+    // Updates are installed as one change when the stream pauses (a poll reads nothing), when
+    // this many prefixes are pending, or when the oldest pending one waited install_delay_ms.
+    // While zebra streams a full table this makes big changes (cheap per route) instead of
+    // one per socket read, and leaves the CPU to zebra between reads.
+    size_t install_batch = 50'000;
+    uint64_t install_delay_ms = 20;
     uint8_t distance = 20;
 };
 
@@ -54,7 +60,8 @@ class fpm_server {
     bool connected() const noexcept { return conn_fd_ >= 0; }
     const learned_routes& store() const noexcept { return store_; }
     const fpm_server_counters& counters() const noexcept { return counters_; }
-    size_t installed_count() const noexcept { return installed_.size(); }
+    // Learned routes in the FIB (only FPM installs learned routes).
+    size_t installed_count() const noexcept { return gw_.writer().learned_count(); }
     void write_status(json_writer& j) const;
 
   private:
@@ -73,9 +80,8 @@ class fpm_server {
     fpm_framer framer_;
     learned_routes store_;
     fpm_server_counters counters_;
-    std::set<route_key> touched_;
-    // What is installed in the FIB: prefix key -> the change we made.
-    std::map<uint64_t, dp::learned_route4> installed_;
+    std::vector<route_key> touched_; // since the last install; may repeat a key
+    std::optional<uint64_t> pending_since_ms_; // when touched_ became non-empty
     std::optional<uint64_t> stale_since_ms_;
     uint64_t now_ms_ = 0;
 };

@@ -97,10 +97,8 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
         w.sample({}, uint64_t{fpm->connected() ? 1u : 0u});
         w.family("sagd_fpm_learned_routes", prom_type::gauge,
                  "Routes learned from zebra, by family, and installed IPv4 routes");
-        size_t v4 = 0, v6 = 0;
-        fpm->store().for_each([&](const route_key& k, const learned_route&) {
-            (k.family == ip_family::ipv4 ? v4 : v6)++;
-        });
+        const size_t v4 = fpm->store().size(ip_family::ipv4);
+        const size_t v6 = fpm->store().size(ip_family::ipv6);
         w.sample({{"family", "ipv4"}}, static_cast<uint64_t>(v4));
         w.sample({{"family", "ipv6"}}, static_cast<uint64_t>(v6));
         w.sample({{"family", "ipv4_installed"}}, static_cast<uint64_t>(fpm->installed_count()));

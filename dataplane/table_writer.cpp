@@ -210,6 +210,12 @@ void table_writer::rollback() {
         else
             static_routes_.erase(it->first);
     }
+    for (auto it = pending_.learned_undo.rbegin(); it != pending_.learned_undo.rend(); ++it) {
+        if (it->second)
+            learned_[it->first] = std::move(*it->second);
+        else
+            learned_.erase(it->first);
+    }
     if (!pending_.static_refs.empty())
         static_refs_ = std::move(pending_.static_refs);
     for (auto it = pending_.undo.rbegin(); it != pending_.undo.rend(); ++it)
@@ -788,8 +794,8 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                 fwd::format_ipv4(e.config.gateway) +
                                 " would no longer be on a LAN port's connected subnet");
         }
-        for (const auto& [key, l] : learned_)
-            for (ipv4_addr g : l.gateways)
+        for (const auto& [key, e] : learned_)
+            for (ipv4_addr g : e.route.gateways)
                 if (lan_port_for(ports, g) < 0)
                     return fail(change_error::conflict,
                                 "learned route " + prefix_text(key) + ": gateway " +
@@ -799,9 +805,9 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
 
     auto ecmp_release = [&](uint64_t key) {
         auto it = learned_.find(key);
-        if (it == learned_.end() || it->second.gateways.size() < 2)
+        if (it == learned_.end() || it->second.route.gateways.size() < 2)
             return;
-        std::vector<ipv4_addr> gws = it->second.gateways;
+        std::vector<ipv4_addr> gws = it->second.route.gateways;
         std::sort(gws.begin(), gws.end());
         auto e = groups_.ecmp.find(gws);
         if (e != groups_.ecmp.end() && --e->second.refs == 0) {
@@ -821,13 +827,9 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         if (auto st = fib_->remove(p.addr, p.len, fwd::route_origin::learned); !st)
             return fib_error(st.err());
         ecmp_release(key);
-        pending_.to_release.push_back(learned_nh_.at(key));
-        pending_.undo.push_back([this, key, l = it->second, id = learned_nh_.at(key)] {
-            learned_[key] = l;
-            learned_nh_[key] = id;
-        });
+        pending_.to_release.push_back(it->second.next_hop_id);
+        pending_.learned_undo.emplace_back(key, std::move(it->second));
         learned_.erase(it);
-        learned_nh_.erase(key);
     }
     for (const auto& [k, idx] :
          sorted_order(cs.put_learned, [](const learned_route4& l) { return key_of(l.prefix); })) {
@@ -871,23 +873,15 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                 l.distance);
             !st)
             return fib_error(st.err());
-        auto it = learned_.find(key);
-        if (it != learned_.end()) {
+        auto [it, fresh] = learned_.try_emplace(key);
+        if (!fresh) {
             ecmp_release(key);
-            pending_.to_release.push_back(learned_nh_.at(key));
-            pending_.undo.push_back([this, key, old = it->second, oid = learned_nh_.at(key)] {
-                learned_[key] = old;
-                learned_nh_[key] = oid;
-            });
-            it->second = l;
+            pending_.to_release.push_back(it->second.next_hop_id);
+            pending_.learned_undo.emplace_back(key, it->second);
         } else {
-            pending_.undo.push_back([this, key] {
-                learned_.erase(key);
-                learned_nh_.erase(key);
-            });
-            learned_.emplace(key, l);
+            pending_.learned_undo.emplace_back(key, std::nullopt);
         }
-        learned_nh_[key] = id.value();
+        it->second = {l, id.value()};
     }
     return std::nullopt;
 }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -75,7 +76,16 @@ class table_writer {
     const table_limits& limits() const noexcept { return limits_; }
     size_t learned_count() const noexcept { return learned_.size(); }
     size_t static_route_count() const noexcept { return static_routes_.size(); }
-    const std::map<uint64_t, learned_route4>& learned() const noexcept { return learned_; }
+    // The learned route of exactly this prefix, if any.
+    const learned_route4* find_learned(const ipv4_prefix& p) const {
+        auto it = learned_.find((uint64_t{p.addr} << 8) | p.len);
+        return it == learned_.end() ? nullptr : &it->second.route;
+    }
+    // f(const learned_route4&) for every learned route, in no particular order.
+    template <typename F> void for_each_learned(F&& f) const {
+        for (const auto& [key, e] : learned_)
+            f(e.route);
+    }
     // Counters of retired SAs by tunnel name.
     const retired_sa_counters* retired(const std::string& tunnel) const;
     const tables& current() const noexcept { return *current_; }
@@ -113,8 +123,12 @@ class table_writer {
     // Keys are prefix << 8 | len.
     std::map<uint64_t, route_entry> static_routes_;
     std::map<uint64_t, uint32_t> connected_; // connected subnets and local /32s -> next hop id
-    std::map<uint64_t, learned_route4> learned_;
-    std::map<uint64_t, uint32_t> learned_nh_;
+    // Learned routes (up to millions, from FPM): hashed, the next hop id held inline.
+    struct learned_entry {
+        learned_route4 route;
+        uint32_t next_hop_id = 0;
+    };
+    std::unordered_map<uint64_t, learned_entry> learned_;
     std::vector<uint32_t> static_refs_; // by tunnel id: static routes through the tunnel
     std::map<std::string, retired_sa_counters> retired_;
     // Groups: configured tunnel groups and the equal-cost groups learned routes need, one id
@@ -143,6 +157,8 @@ class table_writer {
         // Static routes (the bulk of big changes) get a typed journal: prefix key and the
         // entry before the change (none: absent), newest last.
         std::vector<std::pair<uint64_t, std::optional<route_entry>>> route_undo;
+        // The same for learned routes.
+        std::vector<std::pair<uint64_t, std::optional<learned_entry>>> learned_undo;
         std::vector<uint32_t> static_refs; // static_refs_ before the change
         std::vector<std::string> deleted_names;
         std::vector<uint32_t> freed_group_ids;

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -77,7 +79,7 @@ struct applier {
     }
 };
 
-// /24s spread over 10.16.0.0/12 .. (n up to 4M), like a large learned table.
+// Consecutive /24s from 11.0.0.0 up (n up to 4M), like a large learned table.
 ipv4_prefix nth_prefix(uint32_t i) {
     return {(0x0b000000u + (i << 8)), 24};
 }
@@ -123,6 +125,55 @@ BENCHMARK(BM_routes_add_then_delete)
     ->Args({100'000, 10'000})
     ->Args({1'000'000, 100'000})
     ->Args({1'000'000, 1'000'000})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
+
+// Learned routes as FPM installs them: n /24s from 11.0.0.0 up (route_scale.py's prefixes),
+// shuffled (zebra sends a BGP table in no address order), in batches, then withdrawn.
+void BM_learned_random_add_then_delete(benchmark::State& state) {
+    const auto n = static_cast<uint32_t>(state.range(0));
+    const auto batch = static_cast<uint32_t>(state.range(1));
+    applier a(make_writer(n + 1024));
+    if (!a.w) {
+        state.SkipWithError("cannot create the table writer");
+        return;
+    }
+    std::vector<uint32_t> order(n);
+    for (uint32_t i = 0; i < n; ++i)
+        order[i] = i;
+    std::mt19937 rng(7);
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<dp::change_set> adds, dels;
+    for (uint32_t start = 0; start < n; start += batch) {
+        dp::change_set add, del;
+        for (uint32_t i = start; i < std::min(n, start + batch); ++i) {
+            dp::learned_route4 l;
+            l.prefix = nth_prefix(order[i]);
+            l.gateways = {0x0a0100fe}; // 10.1.0.254, on lan0
+            add.put_learned.push_back(l);
+            del.delete_learned.push_back(l.prefix);
+        }
+        adds.push_back(std::move(add));
+        dels.push_back(std::move(del));
+    }
+    for (auto _ : state) {
+        for (const auto& cs : adds)
+            if (!a.apply(cs)) {
+                state.SkipWithError("add failed");
+                return;
+            }
+        for (const auto& cs : dels)
+            if (!a.apply(cs)) {
+                state.SkipWithError("delete failed");
+                return;
+            }
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n * 2);
+    state.counters["routes"] = n;
+    state.counters["batch"] = batch;
+}
+BENCHMARK(BM_learned_random_add_then_delete)
+    ->Args({1'000'000, 100'000})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 
