@@ -2,10 +2,14 @@
 // what it refuses (and that a refused request changes nothing), what it shows (never a key).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,6 +21,7 @@
 
 #include "control-shim/api.hpp"
 #include "control-shim/config_yaml.hpp"
+#include "control-shim/fpm_server.hpp"
 #include "control-shim/metrics.hpp"
 
 namespace sagd::shim {
@@ -379,6 +384,161 @@ TEST(RouteBatch, ParsesAndRefusesLineByLine) {
         dp::change_set x;
         EXPECT_TRUE(parse_route_batch(bad, x)) << bad;
     }
+}
+
+
+// ---- The FPM server on the same gateway: zebra's stream over a real TCP connection.
+
+// One FPM message (v1, netlink) holding one IPv4 RTM_NEWROUTE/RTM_DELROUTE for table 254.
+std::string fpm_route(bool add, uint32_t dst, uint8_t len, uint32_t gateway) {
+    std::string nl;
+    auto put16 = [](std::string& s, uint16_t v) { s.append(reinterpret_cast<char*>(&v), 2); };
+    auto put32 = [](std::string& s, uint32_t v) { s.append(reinterpret_cast<char*>(&v), 4); };
+    auto attr = [&](uint16_t type, uint32_t host_order_addr_or_value, bool net_order) {
+        put16(nl, 8);
+        put16(nl, type);
+        uint32_t v = net_order ? htonl(host_order_addr_or_value) : host_order_addr_or_value;
+        put32(nl, v);
+    };
+    // nlmsghdr (16) + rtmsg (12)
+    put32(nl, 0); // length, patched below
+    put16(nl, add ? 24 : 25); // RTM_NEWROUTE / RTM_DELROUTE
+    put16(nl, 0x1 | 0x400 | 0x100); // NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
+    put32(nl, 0);
+    put32(nl, 0);
+    const uint8_t rtm[12] = {2 /*AF_INET*/, len, 0, 0, 254, 186 /*bgp*/, 0, 1 /*unicast*/,
+                             0, 0, 0, 0};
+    nl.append(reinterpret_cast<const char*>(rtm), sizeof rtm);
+    attr(1 /*RTA_DST*/, dst, true);
+    attr(6 /*RTA_PRIORITY*/, 20, false);
+    if (add) {
+        attr(5 /*RTA_GATEWAY*/, gateway, true);
+        attr(4 /*RTA_OIF*/, 2, false);
+    }
+    uint32_t n = static_cast<uint32_t>(nl.size());
+    std::memcpy(nl.data(), &n, 4);
+    std::string m;
+    m.push_back(1); // version 1
+    m.push_back(1); // netlink
+    uint16_t total = htons(static_cast<uint16_t>(nl.size() + 4));
+    m.append(reinterpret_cast<char*>(&total), 2);
+    return m + nl;
+}
+
+class FpmServerTest : public ApiTest {
+  protected:
+    void SetUp() override {
+        ApiTest::SetUp();
+        fpm_server_options o;
+        o.port = 0; // any free port
+        o.grace_ms = 1000;
+        o.install_batch = 3;
+        o.install_delay_ms = 50;
+        auto s = fpm_server::create(o, *gw_,
+                                    [this](const dp::change_set& cs) { return gw_->apply(cs); });
+        ASSERT_TRUE(s.ok()) << s.err().message;
+        fpm_ = std::move(s.value());
+        connect_zebra();
+    }
+    void TearDown() override {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fpm_.reset();
+        ApiTest::TearDown();
+    }
+    void connect_zebra() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(fpm_->port());
+        sa.sin_addr.s_addr = htonl(0x7f000001);
+        ASSERT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+        poll_until([&] { return fpm_->connected(); });
+    }
+    void send(const std::string& bytes) {
+        ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+        ::usleep(20'000); // on the loopback it is readable by now
+    }
+    template <typename F> void poll_until(F done) {
+        for (int i = 0; i < 200 && !done(); ++i) {
+            fpm_->poll(now_);
+            ::usleep(1000);
+        }
+    }
+    const dp::learned_route4* learned(uint32_t dst, uint8_t len) const {
+        return gw_->writer().find_learned({dst, len});
+    }
+
+    std::unique_ptr<fpm_server> fpm_;
+    int fd_ = -1;
+    uint64_t now_ = 1000;
+};
+
+constexpr uint32_t lan_router = 0x0a0100fe;  // 10.1.0.254, on lan0
+constexpr uint32_t lan_router2 = 0x0a0100fd; // 10.1.0.253
+
+TEST_F(FpmServerTest, InstallsWhenTheStreamPausesOrTheBatchIsFull) {
+    const uint64_t changes0 = gw_->changes_applied();
+    // Two routes in one read: the stream pauses after them, so the next poll installs both
+    // as one change (reading alone installs nothing while zebra may still be sending).
+    send(fpm_route(true, 0x0b000000, 24, lan_router) + fpm_route(true, 0x0b000100, 24, lan_router));
+    EXPECT_FALSE(fpm_->poll(now_)); // read, not yet installed: the loop may idle meanwhile
+    EXPECT_EQ(learned(0x0b000000, 24), nullptr);
+    EXPECT_TRUE(fpm_->poll(now_)); // nothing more came: install
+    ASSERT_NE(learned(0x0b000000, 24), nullptr);
+    ASSERT_NE(learned(0x0b000100, 24), nullptr);
+    EXPECT_EQ(gw_->changes_applied(), changes0 + 1);
+    EXPECT_EQ(fpm_->installed_count(), 2u);
+
+    // install_batch (3) pending prefixes install at once, without waiting for a pause.
+    std::string three;
+    for (uint32_t i = 2; i < 5; ++i)
+        three += fpm_route(true, 0x0b000000 + (i << 8), 24, lan_router);
+    send(three);
+    EXPECT_TRUE(fpm_->poll(now_));
+    EXPECT_NE(learned(0x0b000400, 24), nullptr);
+    EXPECT_EQ(gw_->changes_applied(), changes0 + 2);
+
+    // A delete and a re-add of one prefix in one batch: one decision, the last word wins;
+    // re-sending an unchanged route changes nothing.
+    send(fpm_route(false, 0x0b000000, 24, 0) + fpm_route(true, 0x0b000000, 24, lan_router2) +
+         fpm_route(true, 0x0b000100, 24, lan_router));
+    fpm_->poll(now_);
+    fpm_->poll(now_);
+    ASSERT_NE(learned(0x0b000000, 24), nullptr);
+    EXPECT_EQ(learned(0x0b000000, 24)->gateways, std::vector<ipv4_addr>{lan_router2});
+    EXPECT_EQ(gw_->changes_applied(), changes0 + 3);
+    auto r = call("GET", "/v1/routes?prefix=11.0.0.0/24&match=exact");
+    EXPECT_NE(r.body.find("10.1.0.253"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("learned"), std::string::npos) << r.body;
+
+    // A route whose gateway is on no LAN subnet is counted, not installed.
+    send(fpm_route(true, 0x0c000000, 16, 0xc6336401));
+    poll_until([&] { return fpm_->counters().unresolved > 0; });
+    EXPECT_EQ(learned(0x0c000000, 16), nullptr);
+    EXPECT_EQ(fpm_->installed_count(), 5u);
+}
+
+TEST_F(FpmServerTest, KeepsRoutesForTheGraceTimeAndSweepsWhatZebraDidNotResend) {
+    send(fpm_route(true, 0x0b000000, 24, lan_router) + fpm_route(true, 0x0b000100, 24, lan_router));
+    poll_until([&] { return fpm_->installed_count() == 2; });
+    ASSERT_EQ(fpm_->installed_count(), 2u);
+    ::close(fd_);
+    fd_ = -1;
+    poll_until([&] { return !fpm_->connected(); });
+    ASSERT_FALSE(fpm_->connected());
+    EXPECT_EQ(fpm_->installed_count(), 2u); // still forwarding during the grace time
+    // zebra comes back and re-sends one of the two.
+    connect_zebra();
+    send(fpm_route(true, 0x0b000000, 24, lan_router));
+    fpm_->poll(now_);
+    fpm_->poll(now_);
+    EXPECT_EQ(fpm_->installed_count(), 2u);
+    now_ += 1000; // the grace time is over
+    fpm_->poll(now_);
+    EXPECT_NE(learned(0x0b000000, 24), nullptr);
+    EXPECT_EQ(learned(0x0b000100, 24), nullptr);
+    EXPECT_EQ(fpm_->counters().swept, 1u);
 }
 
 } // namespace
