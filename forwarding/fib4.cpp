@@ -163,10 +163,7 @@ void fib4::remember(uint64_t key) {
     if (undo_.empty())
         undo_candidates_ = candidates_;
     auto it = table_.find(key);
-    if (it == table_.end())
-        undo_.emplace_back(key, std::nullopt);
-    else
-        undo_.emplace_back(key, it->second);
+    undo_.emplace_back(key, it == table_.end() ? route4_candidates{} : it->second);
 }
 
 rte_fib* fib4::publish() noexcept {
@@ -199,8 +196,8 @@ void fib4::rollback() {
     if (undo_.empty())
         return;
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-        if (it->second)
-            table_[it->first] = std::move(*it->second);
+        if (!it->second.empty())
+            table_[it->first] = it->second;
         else
             table_.erase(it->first);
     }
@@ -245,12 +242,12 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
         if (auto s = install(writable(), r); !s)
             return s;
         remember(key);
-        table_.emplace(key, std::vector<route4>{r});
+        table_.emplace(key, route4_candidates{r});
         ++candidates_;
         return ok();
     }
     // Work on a copy so a failed install changes nothing.
-    std::vector<route4> list = it->second;
+    route4_candidates list = it->second;
     auto same =
         std::find_if(list.begin(), list.end(), [&](const route4& c) { return c.origin == origin; });
     const bool replaced = same != list.end();
@@ -258,7 +255,10 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
         *same = r;
     else
         list.push_back(r);
-    std::stable_sort(list.begin(), list.end(), better);
+    // Stable insertion sort: at most three candidates (std::stable_sort would allocate).
+    for (route4* i = list.begin() + 1; i < list.end(); ++i)
+        for (route4* j = i; j > list.begin() && better(*j, *(j - 1)); --j)
+            std::swap(*j, *(j - 1));
     const route4& old_winner = it->second.front();
     if (list.front().next_hop_id != old_winner.next_hop_id)
         if (auto s = install(writable(), list.front()); !s)
@@ -321,7 +321,7 @@ std::vector<route4> fib4::candidates(uint32_t prefix, uint8_t len) const {
     auto it = table_.find(key_of(prefix, len));
     if (it == table_.end())
         return {};
-    return it->second;
+    return std::vector<route4>(it->second.begin(), it->second.end());
 }
 
 } // namespace sagd::fwd

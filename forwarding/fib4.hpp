@@ -61,6 +61,34 @@ struct route4 {
     uint32_t next_hop_id = no_route_id;
 };
 
+// The candidates of one prefix, best first: at most one per origin, so they fit inline (no
+// heap allocation per prefix; a table holds millions).
+class route4_candidates {
+  public:
+    static constexpr size_t capacity = 3; // one per route_origin
+    route4_candidates() = default;
+    explicit route4_candidates(const route4& r) : n_(1) { r_[0] = r; }
+    size_t size() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    const route4& front() const noexcept { return r_[0]; }
+    const route4& operator[](size_t i) const noexcept { return r_[i]; }
+    route4* begin() noexcept { return r_.data(); }
+    route4* end() noexcept { return r_.data() + n_; }
+    const route4* begin() const noexcept { return r_.data(); }
+    const route4* end() const noexcept { return r_.data() + n_; }
+    void push_back(const route4& r) noexcept { r_[n_++] = r; } // callers keep n_ < capacity
+    void erase(const route4* pos) noexcept {
+        auto i = static_cast<size_t>(pos - r_.data());
+        for (; i + 1 < n_; ++i)
+            r_[i] = r_[i + 1];
+        --n_;
+    }
+
+  private:
+    std::array<route4, capacity> r_{};
+    uint8_t n_ = 0;
+};
+
 class fib4 {
   public:
     static constexpr uint64_t no_route = no_route_id;
@@ -144,10 +172,10 @@ class fib4 {
     uint32_t max_routes_;
     size_t candidates_ = 0;
     // (prefix, len) -> candidates, sorted so front() is the winner.
-    std::map<uint64_t, std::vector<route4>> table_;
+    std::map<uint64_t, route4_candidates> table_;
     // Since the last publish(): each change's prefix and its candidates before the change
-    // (none: absent), oldest first; rollback() undoes them newest first.
-    std::vector<std::pair<uint64_t, std::optional<std::vector<route4>>>> undo_;
+    // (empty: absent), oldest first; rollback() undoes them newest first.
+    std::vector<std::pair<uint64_t, route4_candidates>> undo_;
     size_t undo_candidates_ = 0;
     std::vector<uint64_t> to_sync_; // published but not yet written to the other copy
 };
