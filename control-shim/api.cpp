@@ -329,6 +329,8 @@ http_response api::handle(const http_request& r, const connection_info&) {
         if (what == "tunnels") {
             if (parts.size() == 4 && parts[3] == "rekey")
                 return m == "POST" ? rekey(name, r.body) : method_not_allowed();
+            if (parts.size() == 4 && parts[3] == "health")
+                return m == "GET" ? get_tunnel_health(name) : method_not_allowed();
             if (parts.size() > 3)
                 return error_response(404, "no such endpoint: " + r.path);
             if (m == "GET")
@@ -511,6 +513,71 @@ http_response api::patch_port(const std::string& name, const std::string& body) 
     return get_ports(name);
 }
 
+namespace {
+
+// A tunnel's health: in service or not and why, the last change and its cause, and the BFD
+// session (state, discriminators, timers, counters).
+void write_health(json_writer& j, const tunnel_config& tc, const dp::tunnel_runtime* rt,
+                  uint64_t now) {
+    j.begin_object();
+    if (rt == nullptr || !rt->health) {
+        j.member("state", "down").end_object();
+        return;
+    }
+    const dp::tunnel_health& h = *rt->health;
+    j.member("state", h.up() ? "up" : "down");
+    j.key("down_reasons").begin_array();
+    for (uint8_t bit = 1; bit != 0x80; bit = static_cast<uint8_t>(bit << 1))
+        if ((h.down_reasons() & bit) != 0)
+            j.value(dp::health_reason_name(bit));
+    j.end_array();
+    j.member("last_change_cause", dp::to_string(h.last_cause()));
+    if (h.last_change_ns() != 0)
+        j.member("last_change_ms_ago", (now - std::min(now, h.last_change_ns())) / 1'000'000);
+    j.member("downs", h.downs()).member("ups", h.ups());
+    if (h.up() && h.up_since_ns() != 0)
+        j.member("up_for_ms", (now - std::min(now, h.up_since_ns())) / 1'000'000);
+    if (tc.bfd) {
+        const dp::bfd_link& b = h.bfd;
+        constexpr auto rel = std::memory_order_relaxed;
+        j.key("bfd").begin_object();
+        j.member("local", format_ipv4(tc.bfd->local)).member("remote", format_ipv4(tc.bfd->remote));
+        j.member("state", fwd::to_string(static_cast<fwd::bfd_state>(b.view_state.load(rel))));
+        j.member("remote_state",
+                 fwd::to_string(static_cast<fwd::bfd_state>(b.view_remote_state.load(rel))));
+        j.member("diag", fwd::to_string(static_cast<fwd::bfd_diag>(b.view_diag.load(rel))));
+        j.member("local_discriminator", b.view_local_disc.load(rel));
+        j.member("remote_discriminator", b.view_remote_disc.load(rel));
+        j.member("transmit_interval_ms", tc.bfd->desired_min_tx_us / 1000);
+        j.member("receive_interval_ms", tc.bfd->required_min_rx_us / 1000);
+        j.member("detect_multiplier", tc.bfd->detect_mult);
+        j.member("negotiated_tx_interval_us", b.view_tx_interval_ns.load(rel) / 1000);
+        j.member("detection_time_us", b.view_detection_ns.load(rel) / 1000);
+        uint64_t last_rx = b.last_rx_ns.load(rel);
+        if (last_rx != 0)
+            j.member("last_rx_ms_ago", (now - std::min(now, last_rx)) / 1'000'000);
+        j.member("rx", b.rx.load(rel)).member("tx", b.tx.load(rel));
+        j.member("rx_dropped", b.rx_dropped.load(rel));
+        j.member("up_transitions", b.up_transitions.load(rel));
+        j.member("down_transitions", b.down_transitions.load(rel));
+        j.end_object();
+    }
+    j.end_object();
+}
+
+} // namespace
+
+http_response api::get_tunnel_health(const std::string& name) {
+    const auto& t = gw_.tbl();
+    for (const auto& tc : gw_.writer().running_without_routes().tunnels)
+        if (tc.name == name) {
+            json_writer j;
+            write_health(j, tc, t.find_tunnel(name), gw_.now_ns());
+            return json_response(200, j.take());
+        }
+    return error_response(404, "tunnel '" + name + "': no such tunnel");
+}
+
 http_response api::get_tunnels(const std::string& name) {
     const auto& t = gw_.tbl();
     const auto& cfg = gw_.writer().running_without_routes();
@@ -549,6 +616,8 @@ http_response api::get_tunnels(const std::string& name) {
             j.end_object();
         }
         j.end_array();
+        j.key("health");
+        write_health(j, tc, rt, gw_.now_ns());
         if (rt) {
             auto s = dp::read_tunnel(*rt, gw_.writer().retired(tc.name));
             j.key("counters").begin_object();
@@ -711,26 +780,31 @@ http_response api::get_groups(const std::string& name) {
         const dp::group_runtime* g = t.find_group(gc.name);
         j.begin_object();
         j.member("name", gc.name);
-        // The member new flows take when one member is active (master/backup): the highest
-        // priority up; several when equal members share the traffic.
-        int best = -1;
-        if (g != nullptr)
-            for (const auto& m : g->members)
-                if (t.member_up(m))
-                    best = std::max<int>(best, m.priority);
+        // The members new flows take now, as workers pick them (health and hold-down included):
+        // one in master/backup, several when equal members share the traffic.
+        const uint64_t now = gw_.now_ns();
+        const uint32_t mask = g != nullptr ? dp::group_active_mask(t, *g, now) : 0;
         j.key("active").begin_array();
-        if (g != nullptr)
-            for (size_t i = 0; i < g->members.size(); ++i)
-                if (t.member_up(g->members[i]) && g->members[i].priority == best)
-                    j.value(gc.members[i].tunnel);
+        for (size_t i = 0; i < gc.members.size(); ++i)
+            if ((mask & (1u << i)) != 0)
+                j.value(gc.members[i].tunnel);
         j.end_array();
+        j.member("hold_down_ms", gc.hold_down_ms);
+        if (const auto* st = gw_.health().group(gc.name)) {
+            j.member("switches", st->switches)
+                .member("failovers", st->failovers)
+                .member("failbacks", st->failbacks)
+                .member("last_change_ms_ago", (now - std::min(now, st->last_change_ns)) / 1'000'000)
+                .member("last_cause", st->last_cause);
+        }
         j.key("members").begin_array();
         for (size_t i = 0; i < gc.members.size(); ++i) {
             const auto& m = gc.members[i];
             bool up = g != nullptr && i < g->members.size() && t.member_up(g->members[i]);
+            bool held = up && !t.member_ready(g->members[i], now, g->hold_down_ns);
             j.begin_object();
             j.member("tunnel", m.tunnel).member("priority", m.priority).member("weight", m.weight);
-            j.member("state", up ? "up" : "down");
+            j.member("state", up ? (held ? "hold-down" : "up") : "down");
             j.end_object();
         }
         j.end_array();

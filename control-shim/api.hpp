@@ -56,6 +56,7 @@ class api {
     http_response get_ports(const std::string& name);
     http_response patch_port(const std::string& name, const std::string& body);
     http_response get_tunnels(const std::string& name);
+    http_response get_tunnel_health(const std::string& name);
     http_response put_tunnel(const std::string& name, const std::string& body, bool create);
     http_response delete_tunnel(const std::string& name);
     http_response rekey(const std::string& name, const std::string& body);

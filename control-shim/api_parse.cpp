@@ -21,7 +21,8 @@ bool same_tunnel(const tunnel_config& a, const tunnel_config& b) {
     if (a.name != b.name || a.port != b.port || a.local != b.local || a.peer != b.peer ||
         a.encap != b.encap || a.udp_src_port != b.udp_src_port ||
         a.udp_dst_port != b.udp_dst_port || a.replay_window != b.replay_window || a.esn != b.esn ||
-        !same_sa(a.outbound_sa, b.outbound_sa) || a.inbound_sas.size() != b.inbound_sas.size())
+        !same_sa(a.outbound_sa, b.outbound_sa) || a.inbound_sas.size() != b.inbound_sas.size() ||
+        a.bfd != b.bfd)
         return false;
     for (size_t i = 0; i < a.inbound_sas.size(); ++i)
         if (!same_sa(a.inbound_sas[i], b.inbound_sas[i]))
@@ -106,7 +107,7 @@ std::optional<std::string> diff_config(const config& running, const config& targ
             old_g[g.name] = &g;
         std::set<std::string> kept_g;
         auto same_group = [](const group_config& a, const group_config& b) {
-            if (a.members.size() != b.members.size())
+            if (a.members.size() != b.members.size() || a.hold_down_ms != b.hold_down_ms)
                 return false;
             for (size_t i = 0; i < a.members.size(); ++i)
                 if (a.members[i].tunnel != b.members[i].tunnel ||

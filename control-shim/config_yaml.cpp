@@ -755,7 +755,7 @@ class loader {
             expect_map(node, s, "tunnel");
             fields f(node,
                      {"name", "port", "local", "peer", "encap", "udp_src_port", "udp_dst_port",
-                      "replay_window", "esn", "outbound_sa", "inbound_sas"},
+                      "replay_window", "esn", "outbound_sa", "inbound_sas", "bfd"},
                      s);
             tunnel_config tun;
 
@@ -855,11 +855,38 @@ class loader {
                 ++j;
             }
 
+            if (auto* b = f.find("bfd"))
+                tun.bfd = load_bfd(*b, s);
+
             names.emplace(tun.name, i);
             cfg.tunnels.push_back(std::move(tun));
             ++i;
         }
         tunnel_index_ = std::move(names);
+    }
+
+    // BFD inside a tunnel: {local, remote, transmit_interval_ms, receive_interval_ms,
+    // detect_multiplier}, the names FRR's bfdd uses for the same knobs.
+    tunnel_bfd_config load_bfd(const field& b, const scope& s) {
+        scope bs = s.sub("bfd.", false);
+        expect_map(b.value, bs, "bfd");
+        fields f(b.value,
+                 {"local", "remote", "transmit_interval_ms", "receive_interval_ms",
+                  "detect_multiplier"},
+                 bs);
+        tunnel_bfd_config c;
+        c.local = get_unicast(f.need("local"), bs);
+        const field& remote = f.need("remote");
+        c.remote = get_unicast(remote, bs);
+        if (c.remote == c.local)
+            fail(bs, remote.value.Mark(), "remote " + format_ipv4(c.remote) + " is the local address");
+        if (auto* x = f.find("transmit_interval_ms"))
+            c.desired_min_tx_us = static_cast<uint32_t>(get_uint(*x, bs, 50, 60000) * 1000);
+        if (auto* x = f.find("receive_interval_ms"))
+            c.required_min_rx_us = static_cast<uint32_t>(get_uint(*x, bs, 50, 60000) * 1000);
+        if (auto* x = f.find("detect_multiplier"))
+            c.detect_mult = static_cast<uint8_t>(get_uint(*x, bs, 1, 255));
+        return c;
     }
 
     // -- groups --
@@ -873,8 +900,10 @@ class loader {
         for (const auto& node : g.value) {
             scope s{label("groups[" + std::to_string(i) + "]", peek_name(node)), "", false};
             expect_map(node, s, "group");
-            fields f(node, {"name", "members"}, s);
+            fields f(node, {"name", "members", "hold_down_ms"}, s);
             group_config grp;
+            if (auto* h = f.find("hold_down_ms"))
+                grp.hold_down_ms = static_cast<uint32_t>(get_uint(*h, s, 0, 3'600'000));
             const field& name = f.need("name");
             grp.name = get_text(name, s);
             if (!valid_name(grp.name))
@@ -1414,12 +1443,19 @@ std::string dump_config(const config& cfg, bool with_keys) {
                 dump_sa(out, sa, with_keys);
                 out += "\n";
             }
+            if (t.bfd)
+                out += "    bfd: {local: " + format_ipv4(t.bfd->local) +
+                       ", remote: " + format_ipv4(t.bfd->remote) +
+                       ", transmit_interval_ms: " + std::to_string(t.bfd->desired_min_tx_us / 1000) +
+                       ", receive_interval_ms: " + std::to_string(t.bfd->required_min_rx_us / 1000) +
+                       ", detect_multiplier: " + std::to_string(t.bfd->detect_mult) + "}\n";
         }
     }
     if (!cfg.groups.empty()) {
         out += "groups:\n";
         for (const auto& g : cfg.groups) {
-            out += "  - name: " + g.name + "\n    members:\n";
+            out += "  - name: " + g.name + "\n    hold_down_ms: " + std::to_string(g.hold_down_ms) +
+                   "\n    members:\n";
             for (const auto& m : g.members)
                 out += "      - {tunnel: " + m.tunnel +
                        ", priority: " + std::to_string(m.priority) +

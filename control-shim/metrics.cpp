@@ -58,6 +58,56 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
         w.sample({{"tunnel", name}, {"kind", "seq_exhausted"}}, ts.seq_exhausted);
     }
 
+    // Health and failover (issue 5).
+    w.family("sagd_tunnel_up", prom_type::gauge, "1 when the tunnel may carry traffic (BFD Up, link up)");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health)
+            w.sample({{"tunnel", tun->name}}, uint64_t{tun->health->up() ? 1u : 0u});
+    w.family("sagd_tunnel_health_transitions_total", prom_type::counter,
+             "Tunnel health changes by direction");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health) {
+            w.sample({{"tunnel", tun->name}, {"to", "down"}}, tun->health->downs());
+            w.sample({{"tunnel", tun->name}, {"to", "up"}}, tun->health->ups());
+        }
+    w.family("sagd_bfd_state", prom_type::gauge,
+             "BFD session state per tunnel (RFC 5880: 0 AdminDown, 1 Down, 2 Init, 3 Up)");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->bfd)
+            w.sample({{"tunnel", tun->name}},
+                     uint64_t{tun->health->bfd.view_state.load(std::memory_order_relaxed)});
+    w.family("sagd_bfd_packets_total", prom_type::counter, "BFD control packets per tunnel");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->bfd) {
+            const auto& b = tun->health->bfd;
+            w.sample({{"tunnel", tun->name}, {"direction", "tx"}}, b.tx.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"direction", "rx"}}, b.rx.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"direction", "rx_dropped"}},
+                     b.rx_dropped.load(std::memory_order_relaxed));
+        }
+    w.family("sagd_bfd_transitions_total", prom_type::counter, "BFD session transitions to Up/Down");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->bfd) {
+            const auto& b = tun->health->bfd;
+            w.sample({{"tunnel", tun->name}, {"to", "up"}}, b.up_transitions.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"to", "down"}},
+                     b.down_transitions.load(std::memory_order_relaxed));
+        }
+    w.family("sagd_group_switches_total", prom_type::counter,
+             "Changes of a group's active members by kind (failover: away from a failed member; "
+             "failback: back after the hold-down)");
+    for (const auto& g : t.groups)
+        if (g && g->name != "ecmp")
+            if (const auto* st = gw.health().group(g->name)) {
+                w.sample({{"group", g->name}, {"kind", "failover"}}, st->failovers);
+                w.sample({{"group", g->name}, {"kind", "failback"}}, st->failbacks);
+                w.sample({{"group", g->name}, {"kind", "other"}},
+                         st->switches - st->failovers - st->failbacks);
+            }
+    w.family("sagd_port_link_up", prom_type::gauge, "WAN port link state as sagd sees it");
+    for (size_t i = 0; i < t.ports.size(); ++i)
+        if (t.ports[i].role == port_role::wan)
+            w.sample({{"port", t.ports[i].name}}, uint64_t{gw.health().port_link(i) ? 1u : 0u});
     w.family("sagd_worker_busy_ratio", prom_type::gauge,
              "Share of poll loops that found work, since start");
     for (const auto& wk : gw.workers()) {

@@ -48,6 +48,17 @@ struct sa_config {
 
 enum class tunnel_encap : uint8_t { esp, esp_udp };
 
+// BFD (RFC 5880 asynchronous mode) carried inside the tunnel: single-hop framing (RFC 5881:
+// UDP 3784, TTL 255) between two inner addresses, run by the tunnel's owner worker.
+struct tunnel_bfd_config {
+    ipv4_addr local = 0;                 // our inner address (source of our control packets)
+    ipv4_addr remote = 0;                // the far end's inner address (e.g. FRR bfdd)
+    uint32_t desired_min_tx_us = 300'000; // 50 ms .. 60 s
+    uint32_t required_min_rx_us = 300'000;
+    uint8_t detect_mult = 3; // 1..255
+    bool operator==(const tunnel_bfd_config&) const = default;
+};
+
 struct tunnel_config {
     std::string name;
     std::string port;               // WAN port name
@@ -60,6 +71,7 @@ struct tunnel_config {
     bool esn = false;
     sa_config outbound_sa;
     std::vector<sa_config> inbound_sas; // one or two (two during rekey)
+    std::optional<tunnel_bfd_config> bfd; // liveness inside the tunnel; none: up while it exists
 };
 
 // A tunnel group: a route's next hop that resolves to one of its member tunnels. The members
@@ -74,6 +86,9 @@ struct group_member_config {
 struct group_config {
     std::string name;
     std::vector<group_member_config> members; // 1..16
+    // Failback dampening: a member that recovers carries traffic again only after it has been
+    // up this long without a break (unless no other member is up). 0..3600000.
+    uint32_t hold_down_ms = 3000;
 };
 
 enum class route_via : uint8_t { tunnel, lan_gateway, group };

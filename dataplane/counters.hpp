@@ -43,6 +43,11 @@ namespace sagd::dp {
     X(esp_seq_exhausted, "outbound SA sequence number exhausted: SA stopped, rekey needed")        \
     X(esp_encap_error, "ESP encapsulation failed (no room in the buffer, multi-segment)")          \
     X(crypto_error, "crypto engine reported an error")                                             \
+    X(bfd_received, "BFD control packet taken by its tunnel's session (consumed, not lost)")      \
+    X(bfd_malformed, "BFD control packet failing RFC 5880 6.8.6 checks, or a bad UDP header")     \
+    X(bfd_bad_ttl, "BFD control packet with TTL other than 255 (RFC 5881 5)")                      \
+    X(bfd_bad_discriminator, "BFD Your Discriminator matching no session (RFC 5880 6.8.6)")       \
+    X(bfd_no_session, "BFD to the gateway from a source or tunnel with no BFD session")            \
     X(punt_ring_full, "slow-path ring full")                                                       \
     X(handoff_ring_full, "hand-off ring to the SA's owner worker full")                            \
     X(tx_full, "transmit queue full")
@@ -81,7 +86,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) worker_counters {
     uint64_t punted = 0;
     uint64_t handoff_out = 0;
     uint64_t handoff_in = 0;
-    uint64_t injected = 0; // packets the slow path handed this worker to send or route
+    uint64_t injected = 0; // packets the slow path handed this worker to send or route, and
+                           // the worker's own BFD control packets
     uint64_t loops = 0;
     uint64_t busy_loops = 0;
     uint64_t busy_cycles = 0;

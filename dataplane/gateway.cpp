@@ -89,6 +89,17 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
         }
     }
 
+    std::vector<std::string> ifaces(t.ports.size());
+    for (size_t i = 0; i < t.ports.size(); ++i)
+        for (const auto& pc : cfg.ports) {
+            if (pc.name != t.ports[i].name || pc.device.rfind("net_af_packet", 0) != 0)
+                continue;
+            auto at = pc.device.find("iface=");
+            if (at != std::string::npos)
+                ifaces[i] = pc.device.substr(at + 6, pc.device.find(',', at) - at - 6);
+        }
+    gw->health_ = std::make_unique<health_monitor>(std::move(ifaces));
+
     gw->punt_ = make_ring("sagd_punt", punt_ring_size, RING_F_SC_DEQ);
     if (gw->punt_ == nullptr)
         return error{"cannot create the slow-path ring: " + std::string(rte_strerror(rte_errno))};
@@ -226,7 +237,14 @@ void gateway::poll_slow_path(uint64_t now) {
     slow_path_timers(now);
 }
 
+uint64_t gateway::tsc_clock_ns() noexcept {
+    static const uint64_t hz = rte_get_tsc_hz();
+    const uint64_t tsc = rte_rdtsc();
+    return tsc / hz * 1'000'000'000 + tsc % hz * 1'000'000'000 / hz;
+}
+
 void gateway::slow_path_timers(uint64_t now) {
+    health_->poll(tbl(), now_ns());
     if (now - last_age_ms_ < 100)
         return;
     last_age_ms_ = now;

@@ -15,6 +15,7 @@
 #include <rte_spinlock.h>
 
 #include "dataplane/counters.hpp"
+#include "dataplane/health_monitor.hpp"
 #include "dataplane/rings.hpp"
 #include "dataplane/table_writer.hpp"
 #include "dataplane/tables.hpp"
@@ -58,6 +59,10 @@ struct worker_context {
         uint16_t queue;
     };
     std::vector<rx_queue> rx_queues;
+    // BFD timers of the tunnels this worker owns: the snapshot generation last scanned and
+    // the earliest wakeup among the sessions.
+    uint64_t bfd_generation = UINT64_MAX;
+    uint64_t bfd_next_ns = 0;
 };
 
 class gateway {
@@ -93,6 +98,16 @@ class gateway {
     }
     const fwd::neighbour_table& neighbours() const noexcept { return *neighbours_; }
     const slow_path_counters& slow_path() const noexcept { return slow_; }
+    // Tunnel health, link state and group failover as the control thread saw them last.
+    // Control thread only.
+    const health_monitor& health() const noexcept { return *health_; }
+
+    // The data plane's clock (ns, monotonic; TSC based). Workers read it once per loop for
+    // BFD timers and group hold-downs. Tests inject their own before stepping the pipeline.
+    using clock_fn = uint64_t (*)() noexcept;
+    uint64_t now_ns() const noexcept { return clock_.load(std::memory_order_relaxed)(); }
+    void set_clock(clock_fn f) noexcept { clock_.store(f, std::memory_order_relaxed); }
+    static uint64_t tsc_clock_ns() noexcept;
     rte_rcu_qsbr* qsbr() const noexcept { return qsbr_; }
     const rte_mempool* pool() const noexcept { return pool_; }
 
@@ -123,6 +138,8 @@ class gateway {
     mutable std::shared_mutex readers_mu_;
     uint64_t changes_applied_ = 0;
     std::unique_ptr<fwd::neighbour_table> neighbours_;
+    std::unique_ptr<health_monitor> health_;
+    std::atomic<clock_fn> clock_{&gateway::tsc_clock_ns};
     std::vector<std::unique_ptr<worker_context>> workers_;
     rte_mempool* pool_ = nullptr;
     rte_ring* punt_ = nullptr;     // punt_msg, MP/SC

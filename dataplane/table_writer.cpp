@@ -413,6 +413,7 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
     snap->ports = ports;
     snap->port_index_by_id = cur.port_index_by_id;
     snap->workers = cur.workers;
+    snap->generation = cur.generation + 1;
     snap->next_hops = next_hops_.get();
     snap->icmp_source = 0;
     for (const auto& p : ports)
@@ -441,6 +442,19 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             n_inbound += old->inbound.size();
             continue;
         }
+        if (tc.bfd) {
+            const auto& b = *tc.bfd;
+            if (b.local == 0 || b.remote == 0 || b.local == b.remote)
+                return failure(change_error::invalid,
+                               tunnel_label(tc.name) + ": bfd: local and remote must be two "
+                                                       "different nonzero addresses");
+            if (b.desired_min_tx_us < 50'000 || b.desired_min_tx_us > 60'000'000 ||
+                b.required_min_rx_us < 50'000 || b.required_min_rx_us > 60'000'000 ||
+                b.detect_mult == 0)
+                return failure(change_error::invalid,
+                               tunnel_label(tc.name) + ": bfd: intervals must be 50 ms..60 s "
+                                                       "and the multiplier 1..255");
+        }
         const port_runtime& wan = ports[pi];
         auto tr = std::make_shared<tunnel_runtime>();
         tr->name = tc.name;
@@ -451,6 +465,16 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
         tr->udp = tc.encap == tunnel_encap::esp_udp;
         tr->owner = id % cur.workers;
         tr->overhead = crypto::esp_encap_overhead_max - (tr->udp ? 0 : 8);
+        tr->bfd = tc.bfd;
+        // Health lives as long as the tunnel: a replaced object keeps it (and its BFD session;
+        // the owner worker restarts the session itself when the BFD settings changed).
+        if (old != nullptr && old->health) {
+            tr->health = old->health;
+            if (tc.bfd && !old->bfd) // down until the new session is Up
+                tr->health->set_down(health_bfd, health_cause::bfd_down, 0);
+        } else {
+            tr->health = std::make_shared<tunnel_health>(tc.bfd ? health_bfd : 0);
+        }
         if (in_subnet(tc.peer, wan.address, wan.prefix_len))
             tr->next_hop = tc.peer;
         else if (next.ports[pi].gateway)
@@ -549,6 +573,9 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
                            "group '" + gc.name + "': name already used by a tunnel");
         if (gc.members.empty() || gc.members.size() > group_runtime::max_members)
             return failure(change_error::invalid, "group '" + gc.name + "': 1..16 members");
+        if (gc.hold_down_ms > 3'600'000)
+            return failure(change_error::invalid,
+                           "group '" + gc.name + "': hold_down_ms above 3600000");
         auto it = std::find_if(next.groups.begin(), next.groups.end(),
                                [&](const group_config& g) { return g.name == gc.name; });
         if (it != next.groups.end())
@@ -610,10 +637,15 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
         auto gr = std::make_shared<group_runtime>();
         gr->name = g.name;
         gr->id = groups_.by_name.at(g.name);
-        for (const auto& m : g.members)
-            gr->members.push_back({{fwd::next_hop_kind::tunnel, 0, 0, pending_.ids.at(m.tunnel)},
+        gr->hold_down_ns = uint64_t{g.hold_down_ms} * 1'000'000;
+        for (const auto& m : g.members) {
+            const uint32_t tid = pending_.ids.at(m.tunnel);
+            const tunnel_runtime* tr = snap->tunnel(tid);
+            gr->members.push_back({{fwd::next_hop_kind::tunnel, 0, 0, tid},
                                    m.priority,
-                                   m.weight});
+                                   m.weight,
+                                   tr != nullptr ? tr->health.get() : nullptr});
+        }
         snap->groups[gr->id] = std::move(gr);
     }
     for (const auto& [gws, e] : groups_.ecmp) {

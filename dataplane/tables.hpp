@@ -15,6 +15,7 @@
 #include "crypto/sa_map.hpp"
 #include "dataplane/config.hpp"
 #include "dataplane/counters.hpp"
+#include "dataplane/health.hpp"
 #include "dataplane/port.hpp"
 #include "dataplane/result.hpp"
 #include "forwarding/fib4.hpp"
@@ -39,6 +40,10 @@ struct tunnel_runtime {
     bool udp = false;
     std::shared_ptr<crypto::outbound_sa> outbound;
     std::vector<std::shared_ptr<crypto::inbound_sa>> inbound;
+    std::optional<tunnel_bfd_config> bfd; // BFD inside the tunnel (run by the owner worker)
+    // Shared by every snapshot for the tunnel's whole life (a replaced tunnel object keeps it):
+    // up/down and why, and the BFD session.
+    std::shared_ptr<tunnel_health> health;
 };
 
 // A group as workers see it: members with a priority and a weight. The members with the highest
@@ -48,6 +53,7 @@ struct group_member {
     fwd::next_hop hop; // kind tunnel or gateway
     uint8_t priority = 100;
     uint16_t weight = 1;
+    const tunnel_health* health = nullptr; // tunnel members: the tunnel's (same snapshot)
 };
 
 struct group_runtime {
@@ -55,6 +61,7 @@ struct group_runtime {
     std::string name;
     uint32_t id = 0;
     std::vector<group_member> members;
+    uint64_t hold_down_ns = 0; // failback dampening (group_config::hold_down_ms)
 };
 
 // Network mask of a prefix length 0..32, host byte order.
@@ -75,6 +82,7 @@ struct tables {
     std::shared_ptr<const crypto::inbound_sa_map> sa_map;
     std::bitset<65536> natt_ports; // UDP destination ports that carry ESP-in-UDP
     unsigned workers = 1;
+    uint64_t generation = 0; // bumped by every published change (workers notice new snapshots)
     ipv4_addr icmp_source = 0; // source of ICMP errors about decapsulated traffic
 
     const tunnel_runtime* tunnel(uint32_t id) const noexcept {
@@ -89,35 +97,26 @@ struct tables {
                 return g.get();
         return nullptr;
     }
-    // The member a flow takes: the highest priority among members that are up (a tunnel that
-    // exists; link health comes later), weighted by `flow_hash` among equals. Null: none up.
-    const group_member* select(const group_runtime& g, uint32_t flow_hash) const noexcept {
-        int best = -1;
-        uint32_t total = 0;
-        for (const auto& m : g.members) {
-            if (!member_up(m))
-                continue;
-            if (m.priority > best) {
-                best = m.priority;
-                total = 0;
-            }
-            if (m.priority == best)
-                total += m.weight;
-        }
-        if (best < 0)
-            return nullptr;
-        uint32_t pick = static_cast<uint32_t>((uint64_t{flow_hash} * total) >> 32);
-        for (const auto& m : g.members) {
-            if (m.priority != best || !member_up(m))
-                continue;
-            if (pick < m.weight)
-                return &m;
-            pick -= m.weight;
-        }
-        return nullptr;
+    // The member a flow takes at now_ns: the highest priority among members that are up and
+    // have been up for the group's hold-down (a recovered master takes traffic back only
+    // then); if no member has, the highest priority among those up at all (nothing better is
+    // left). Equal priorities share by weight, by `flow_hash`. Null: no member up.
+    const group_member* select(const group_runtime& g, uint32_t flow_hash,
+                               uint64_t now_ns) const noexcept {
+        const group_member* m = select_among(g, flow_hash, now_ns, true);
+        return m != nullptr ? m : select_among(g, flow_hash, now_ns, false);
     }
+    // Up: a LAN router member always; a tunnel member while it exists and its health is up.
     bool member_up(const group_member& m) const noexcept {
-        return m.hop.kind != fwd::next_hop_kind::tunnel || tunnel(m.hop.tunnel) != nullptr;
+        if (m.hop.kind != fwd::next_hop_kind::tunnel)
+            return true;
+        return tunnel(m.hop.tunnel) != nullptr && (m.health == nullptr || m.health->up());
+    }
+    bool member_ready(const group_member& m, uint64_t now_ns, uint64_t hold_down_ns) const noexcept {
+        if (m.hop.kind != fwd::next_hop_kind::tunnel)
+            return true;
+        return tunnel(m.hop.tunnel) != nullptr &&
+               (m.health == nullptr || m.health->matured(now_ns, hold_down_ns));
     }
     const tunnel_runtime* find_tunnel(const std::string& name) const noexcept {
         for (const auto& t : tunnels)
@@ -139,6 +138,38 @@ struct tables {
                 return true;
         }
         return false;
+    }
+
+  private:
+    const group_member* select_among(const group_runtime& g, uint32_t flow_hash, uint64_t now_ns,
+                                     bool matured_only) const noexcept {
+        int best = -1;
+        uint32_t total = 0;
+        std::array<bool, group_runtime::max_members> ok{};
+        for (size_t i = 0; i < g.members.size() && i < ok.size(); ++i) {
+            const auto& m = g.members[i];
+            ok[i] = matured_only ? member_ready(m, now_ns, g.hold_down_ns) : member_up(m);
+            if (!ok[i])
+                continue;
+            if (m.priority > best) {
+                best = m.priority;
+                total = 0;
+            }
+            if (m.priority == best)
+                total += m.weight;
+        }
+        if (best < 0)
+            return nullptr;
+        uint32_t pick = static_cast<uint32_t>((uint64_t{flow_hash} * total) >> 32);
+        for (size_t i = 0; i < g.members.size() && i < ok.size(); ++i) {
+            const auto& m = g.members[i];
+            if (m.priority != best || !ok[i])
+                continue;
+            if (pick < m.weight)
+                return &m;
+            pick -= m.weight;
+        }
+        return nullptr;
     }
 };
 

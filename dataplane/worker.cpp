@@ -5,22 +5,31 @@
 //            -> forward (FIB burst lookup, TTL, MTU)           -> encap runs | LAN tx | slow path
 //            -> encap runs (packets that share a tunnel)       -> WAN tx
 //   then the hand-off ring (packets whose SA this worker owns), the inject ring (packets the
-//   slow path wants sent), and one tx flush per port.
+//   slow path wants sent), the BFD timers of the tunnels this worker owns (their control
+//   packets join the encap stage), and one tx flush per port.
+//
+// BFD (RFC 5880/5881) runs inside each tunnel, by the tunnel's owner worker: the same worker
+// that decrypts the tunnel's packets and encrypts for it, so a session has one writer and its
+// timers are checked every loop iteration (not by a slow control loop).
 //
 // Every packet ends in exactly one place (tx, punted, handed off, or a drop reason), so the
 // counters balance; see counters.hpp.
+#include <algorithm>
 #include <cstring>
 
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_random.h>
+#include <rte_udp.h>
 #include <rte_prefetch.h>
 #include <rte_spinlock.h>
 
 #include "dataplane/gateway.hpp"
 #include "dataplane/rings.hpp"
 #include "dataplane/worker_stages.hpp"
+#include "forwarding/bfd.hpp"
 #include "forwarding/packet.hpp"
 
 namespace sagd::dp {
@@ -89,6 +98,12 @@ class worker_loop {
     void classify(uint8_t port, rte_mbuf* m) noexcept;
     void decap(packet_list& in) noexcept;
     void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept;
+    bool bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept;
+    void run_bfd() noexcept;
+    uint64_t bfd_poll_session(const tunnel_runtime& t) noexcept;
+    void bfd_send(const tunnel_runtime& t, const fwd::bfd_packet& pkt) noexcept;
+    void bfd_changed(const tunnel_runtime& t, const fwd::bfd_state_change& ch) noexcept;
+    void bfd_publish(const tunnel_runtime& t) noexcept;
     void forward(packet_list& in) noexcept;
     void encap(packet_list& in) noexcept;
     void encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept;
@@ -122,6 +137,7 @@ class worker_loop {
 
     gateway& gw_;
     const tables* t_; // the published tables, loaded once per iteration
+    uint64_t now_ns_ = 0; // the gateway clock, read once per iteration
     worker_context& w_;
     worker_counters& c_;
     const fwd::neighbour_table& neigh_;
@@ -153,6 +169,7 @@ void worker_loop::poll() noexcept {
     ++iteration_; // invalidates the neighbour cache
     // The tables stay valid until this iteration ends with the quiescent report below.
     t_ = &gw_.tbl();
+    now_ns_ = gw_.now_ns();
     std::array<rte_mbuf*, burst_size> pkts;
     uint64_t start = rte_rdtsc();
     uint64_t before = c_.rx + c_.handoff_in + c_.injected;
@@ -163,6 +180,7 @@ void worker_loop::poll() noexcept {
     }
     drain_handoff();
     drain_inject();
+    run_bfd();
     flush_all();
     rte_rcu_qsbr_quiescent(gw_.qsbr(), w_.index);
     ++c_.loops;
@@ -298,6 +316,10 @@ void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n)
             drop(pkts[i], (data[0] >> 4) == 6 ? drop::ipv6_unsupported : drop::esp_bad_inner);
             continue;
         }
+        if (ip.protocol == IPPROTO_UDP && ip.total_length >= ip.header_len + 8u &&
+            udp_dst_port(data + ip.header_len) == fwd::bfd_udp_port && !ip.is_fragment() &&
+            bfd_input(sa.user, pkts[i], ip)) [[unlikely]]
+            continue;
         forward_list_.push(pkts[i]);
     }
 }
@@ -316,7 +338,7 @@ void worker_loop::forward(packet_list& in) noexcept {
         const fwd::next_hop* hp = &t_->next_hops->get(static_cast<uint32_t>(nh[i]));
         if (hp->kind == fwd::next_hop_kind::group) {
             const group_runtime* g = t_->group(hp->tunnel);
-            const group_member* member = g != nullptr ? t_->select(*g, flow_hash(ip)) : nullptr;
+            const group_member* member = g != nullptr ? t_->select(*g, flow_hash(ip), now_ns_) : nullptr;
             if (unlikely(member == nullptr)) {
                 drop(m, drop::group_down);
                 continue;
@@ -363,6 +385,191 @@ void worker_loop::forward(packet_list& in) noexcept {
         send_ip(hop.port, next, m);
     }
     in.n = 0;
+}
+
+// A decrypted packet to UDP 3784: ours when it is addressed to the tunnel's BFD address (or
+// to one of the gateway's own addresses); anything else is transit traffic and forwarded.
+// Returns true when the packet was consumed or dropped here.
+bool worker_loop::bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept {
+    const tunnel_runtime* t = t_->tunnel(tunnel);
+    const bool to_session = t != nullptr && t->bfd && ip.dst == t->bfd->local;
+    if (!to_session) {
+        if (!t_->is_own_address(ip.dst))
+            return false;
+        drop(m, drop::bfd_no_session);
+        return true;
+    }
+    bfd_link& b = t->health->bfd;
+    if (ip.src != t->bfd->remote || !b.session) {
+        b.rx_dropped.fetch_add(1, std::memory_order_relaxed);
+        drop(m, drop::bfd_no_session);
+        return true;
+    }
+    // RFC 5881 5: single-hop packets must arrive with TTL 255 (GTSM).
+    if (ip.ttl != 255) {
+        b.rx_dropped.fetch_add(1, std::memory_order_relaxed);
+        drop(m, drop::bfd_bad_ttl);
+        return true;
+    }
+    const uint8_t* udp = rte_pktmbuf_mtod(m, const uint8_t*) + ip.header_len;
+    const unsigned udp_len = static_cast<unsigned>(udp[4] << 8 | udp[5]);
+    const unsigned avail = ip.total_length - ip.header_len;
+    fwd::bfd_packet pkt;
+    if (udp_len < 8 || udp_len > avail ||
+        fwd::bfd_decode(udp + 8, udp_len - 8, pkt) != fwd::bfd_status::ok) {
+        b.rx_dropped.fetch_add(1, std::memory_order_relaxed);
+        drop(m, drop::bfd_malformed);
+        return true;
+    }
+    // RFC 5880 6.8.6: a nonzero Your Discriminator must select this session.
+    if (pkt.your_discriminator != 0 &&
+        pkt.your_discriminator != b.session->local_discriminator()) {
+        b.rx_dropped.fetch_add(1, std::memory_order_relaxed);
+        drop(m, drop::bfd_bad_discriminator);
+        return true;
+    }
+    auto change = b.session->on_receive(pkt, now_ns_);
+    drop(m, drop::bfd_received);
+    if (change)
+        bfd_changed(*t, *change);
+    // A received Poll wants a Final at once, a state change a prompt packet: run the timers.
+    w_.bfd_next_ns = 0;
+    b.next_wakeup_ns = 0;
+    bfd_publish(*t);
+    return true;
+}
+
+void worker_loop::run_bfd() noexcept {
+    const bool rescan = t_->generation != w_.bfd_generation;
+    if (!rescan && now_ns_ < w_.bfd_next_ns)
+        return;
+    w_.bfd_generation = t_->generation;
+    uint64_t next = UINT64_MAX;
+    for (size_t id = w_.index; id < t_->tunnels.size(); id += t_->workers) {
+        const tunnel_runtime* t = t_->tunnels[id].get();
+        if (t == nullptr || !t->health)
+            continue;
+        next = std::min(next, bfd_poll_session(*t));
+    }
+    w_.bfd_next_ns = next;
+    encap(encap_list_);
+}
+
+// Starts, restarts (new settings) or stops the tunnel's session, runs its timers; returns its
+// next wakeup.
+uint64_t worker_loop::bfd_poll_session(const tunnel_runtime& t) noexcept {
+    tunnel_health& h = *t.health;
+    bfd_link& b = h.bfd;
+    if (!t.bfd) {
+        if (b.session) {
+            b.session.reset();
+            b.view_state.store(static_cast<uint8_t>(fwd::bfd_state::admin_down),
+                               std::memory_order_relaxed);
+        }
+        h.set_up(health_bfd, health_cause::bfd_up, now_ns_);
+        return UINT64_MAX;
+    }
+    if (!b.session || b.cfg != *t.bfd) {
+        fwd::bfd_config c;
+        // Unique within the gateway: the tunnel id in the low bits, random high bits so a
+        // restarted session is not mistaken for the old one by the far end.
+        c.local_discriminator =
+            static_cast<uint32_t>((rte_rand() & 0xfff00000u) | ((t.id + 1) & 0xfffffu));
+        c.desired_min_tx_us = t.bfd->desired_min_tx_us;
+        c.required_min_rx_us = t.bfd->required_min_rx_us;
+        c.detect_mult = t.bfd->detect_mult;
+        c.jitter_seed = rte_rand() | 1;
+        const bool was_up = b.session && b.session->state() == fwd::bfd_state::up;
+        b.session.emplace(c, now_ns_);
+        b.cfg = *t.bfd;
+        b.src_port = static_cast<uint16_t>(49152 + t.id % 16384);
+        b.next_wakeup_ns = 0;
+        if (was_up)
+            b.down_transitions.fetch_add(1, std::memory_order_relaxed);
+        h.set_down(health_bfd, health_cause::bfd_down, now_ns_); // down until the new one is Up
+        bfd_publish(t);
+    }
+    if (now_ns_ < b.next_wakeup_ns)
+        return b.next_wakeup_ns;
+    fwd::bfd_poll_result r;
+    for (int i = 0; i < 4; ++i) { // at most a Final and a periodic packet are due at once
+        r = b.session->poll(now_ns_);
+        if (r.change)
+            bfd_changed(t, *r.change);
+        if (r.tx)
+            bfd_send(t, *r.tx);
+        if (r.next_wakeup_ns > now_ns_)
+            break;
+    }
+    b.next_wakeup_ns = r.next_wakeup_ns;
+    bfd_publish(t);
+    return b.next_wakeup_ns;
+}
+
+void worker_loop::bfd_changed(const tunnel_runtime& t, const fwd::bfd_state_change& ch) noexcept {
+    tunnel_health& h = *t.health;
+    if (ch.to == fwd::bfd_state::up) {
+        h.bfd.up_transitions.fetch_add(1, std::memory_order_relaxed);
+        h.set_up(health_bfd, health_cause::bfd_up, now_ns_);
+    } else {
+        if (ch.from == fwd::bfd_state::up)
+            h.bfd.down_transitions.fetch_add(1, std::memory_order_relaxed);
+        h.set_down(health_bfd, health_cause::bfd_down, now_ns_);
+    }
+}
+
+void worker_loop::bfd_publish(const tunnel_runtime& t) noexcept {
+    bfd_link& b = t.health->bfd;
+    const fwd::bfd_session& s = *b.session;
+    constexpr auto rel = std::memory_order_relaxed;
+    b.view_state.store(static_cast<uint8_t>(s.state()), rel);
+    b.view_remote_state.store(static_cast<uint8_t>(s.remote_state()), rel);
+    b.view_diag.store(static_cast<uint8_t>(s.local_diag()), rel);
+    b.view_local_disc.store(s.local_discriminator(), rel);
+    b.view_remote_disc.store(s.remote_discriminator(), rel);
+    b.view_tx_interval_ns.store(s.tx_interval_ns(), rel);
+    b.view_detection_ns.store(s.detection_time_ns(), rel);
+    b.rx.store(s.counters().rx, rel);
+    b.tx.store(s.counters().tx, rel);
+    b.last_rx_ns.store(s.last_rx_ns(), rel);
+}
+
+// One control packet: inner IPv4/UDP (RFC 5881 4: TTL 255, source port 49152..65535) to the
+// far end's BFD address, then the encap stage encrypts it with the tunnel's outbound SA.
+void worker_loop::bfd_send(const tunnel_runtime& t, const fwd::bfd_packet& pkt) noexcept {
+    rte_mbuf* m = rte_pktmbuf_alloc(const_cast<rte_mempool*>(gw_.pool()));
+    if (m == nullptr) [[unlikely]]
+        return; // no packet, nothing to count in the balance; the session retries
+    constexpr uint16_t len = sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + fwd::bfd_header_len;
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
+    if (p == nullptr) [[unlikely]] {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    bfd_link& b = t.health->bfd;
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0xc0; // CS6: network control
+    ip->total_length = rte_cpu_to_be_16(len);
+    ip->packet_id = rte_cpu_to_be_16(b.ip_id++);
+    ip->fragment_offset = 0;
+    ip->time_to_live = 255;
+    ip->next_proto_id = IPPROTO_UDP;
+    ip->hdr_checksum = 0;
+    ip->src_addr = rte_cpu_to_be_32(t.bfd->local);
+    ip->dst_addr = rte_cpu_to_be_32(t.bfd->remote);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(p + sizeof(rte_ipv4_hdr));
+    udp->src_port = rte_cpu_to_be_16(b.src_port);
+    udp->dst_port = rte_cpu_to_be_16(fwd::bfd_udp_port);
+    udp->dgram_len = rte_cpu_to_be_16(sizeof(rte_udp_hdr) + fwd::bfd_header_len);
+    udp->dgram_cksum = 0;
+    fwd::bfd_encode(pkt, p + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr), fwd::bfd_header_len);
+    udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    ++c_.injected;
+    encap_list_.push(m, t.id);
+    if (encap_list_.n >= burst_size)
+        encap(encap_list_);
 }
 
 void worker_loop::encap(packet_list& in) noexcept {
