@@ -33,25 +33,7 @@ std::string cause_text(const tunnel_runtime& t) {
 } // namespace
 
 uint32_t group_active_mask(const tables& t, const group_runtime& g, uint64_t now_ns) noexcept {
-    for (bool matured_only : {true, false}) {
-        int best = -1;
-        uint32_t mask = 0;
-        for (size_t i = 0; i < g.members.size() && i < 32; ++i) {
-            const auto& m = g.members[i];
-            bool ok = matured_only ? t.member_ready(m, now_ns, g.hold_down_ns) : t.member_up(m);
-            if (!ok)
-                continue;
-            if (m.priority > best) {
-                best = m.priority;
-                mask = 0;
-            }
-            if (m.priority == best)
-                mask |= 1u << i;
-        }
-        if (mask != 0)
-            return mask;
-    }
-    return 0;
+    return t.active_members(g, now_ns);
 }
 
 health_monitor::health_monitor(std::vector<std::string> port_ifaces)

@@ -3,6 +3,7 @@
 // written only by the SA's owner worker).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cstdint>
@@ -97,14 +98,69 @@ struct tables {
                 return g.get();
         return nullptr;
     }
-    // The member a flow takes at now_ns: the highest priority among members that are up and
-    // have been up for the group's hold-down (a recovered master takes traffic back only
-    // then); if no member has, the highest priority among those up at all (nothing better is
-    // left). Equal priorities share by weight, by `flow_hash`. Null: no member up.
+    // The member a flow takes at now_ns: one of active_members(g, now_ns), by weight and
+    // `flow_hash` (one flow, one member). Null: no member up.
     const group_member* select(const group_runtime& g, uint32_t flow_hash,
                                uint64_t now_ns) const noexcept {
-        const group_member* m = select_among(g, flow_hash, now_ns, true);
-        return m != nullptr ? m : select_among(g, flow_hash, now_ns, false);
+        const uint32_t mask = active_members(g, now_ns);
+        if (mask == 0)
+            return nullptr;
+        uint32_t total = 0;
+        for (size_t i = 0; i < g.members.size(); ++i)
+            if ((mask & (1u << i)) != 0)
+                total += g.members[i].weight;
+        uint32_t pick = static_cast<uint32_t>((uint64_t{flow_hash} * total) >> 32);
+        for (size_t i = 0; i < g.members.size(); ++i) {
+            if ((mask & (1u << i)) == 0)
+                continue;
+            if (pick < g.members[i].weight)
+                return &g.members[i];
+            pick -= g.members[i].weight;
+        }
+        return nullptr;
+    }
+    // The members that carry a group's traffic at now_ns (bit i = members[i]): the highest
+    // priority among members that are up and have been up for the group's hold-down, so a
+    // recovered master takes traffic back only after that. When no member has, the ones up
+    // the longest (the member that took over stays until the others mature), highest
+    // priority among those. 0: no member up.
+    uint32_t active_members(const group_runtime& g, uint64_t now_ns) const noexcept {
+        int best = -1;
+        uint32_t mask = 0;
+        uint32_t up = 0;
+        uint64_t oldest = UINT64_MAX;
+        for (size_t i = 0; i < g.members.size() && i < group_runtime::max_members; ++i) {
+            const auto& m = g.members[i];
+            if (!member_up(m))
+                continue;
+            up |= 1u << i;
+            if (m.health != nullptr)
+                oldest = std::min(oldest, m.health->up_since_ns());
+            else
+                oldest = 0;
+            if (!member_ready(m, now_ns, g.hold_down_ns))
+                continue;
+            if (m.priority > best) {
+                best = m.priority;
+                mask = 0;
+            }
+            if (m.priority == best)
+                mask |= 1u << i;
+        }
+        if (mask != 0 || up == 0)
+            return mask;
+        for (size_t i = 0; i < g.members.size() && i < group_runtime::max_members; ++i) {
+            const auto& m = g.members[i];
+            if ((up & (1u << i)) == 0 || (m.health != nullptr && m.health->up_since_ns() != oldest))
+                continue;
+            if (m.priority > best) {
+                best = m.priority;
+                mask = 0;
+            }
+            if (m.priority == best)
+                mask |= 1u << i;
+        }
+        return mask;
     }
     // Up: a LAN router member always; a tunnel member while it exists and its health is up.
     bool member_up(const group_member& m) const noexcept {
@@ -140,37 +196,6 @@ struct tables {
         return false;
     }
 
-  private:
-    const group_member* select_among(const group_runtime& g, uint32_t flow_hash, uint64_t now_ns,
-                                     bool matured_only) const noexcept {
-        int best = -1;
-        uint32_t total = 0;
-        std::array<bool, group_runtime::max_members> ok{};
-        for (size_t i = 0; i < g.members.size() && i < ok.size(); ++i) {
-            const auto& m = g.members[i];
-            ok[i] = matured_only ? member_ready(m, now_ns, g.hold_down_ns) : member_up(m);
-            if (!ok[i])
-                continue;
-            if (m.priority > best) {
-                best = m.priority;
-                total = 0;
-            }
-            if (m.priority == best)
-                total += m.weight;
-        }
-        if (best < 0)
-            return nullptr;
-        uint32_t pick = static_cast<uint32_t>((uint64_t{flow_hash} * total) >> 32);
-        for (size_t i = 0; i < g.members.size() && i < ok.size(); ++i) {
-            const auto& m = g.members[i];
-            if (m.priority != best || !ok[i])
-                continue;
-            if (pick < m.weight)
-                return &m;
-            pick -= m.weight;
-        }
-        return nullptr;
-    }
 };
 
 } // namespace sagd::dp

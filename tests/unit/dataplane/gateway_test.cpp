@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <random>
@@ -23,6 +24,7 @@
 #include "crypto/sa.hpp"
 #include "dataplane/gateway.hpp"
 #include "dataplane/stats.hpp"
+#include "forwarding/bfd.hpp"
 
 namespace sagd::dp {
 namespace {
@@ -984,6 +986,293 @@ TEST_F(GatewayTest, EqualCostLearnedRoutesSpreadFlowsOverLanRouters) {
     for (const auto& g : gw_->tbl().groups)
         groups += g != nullptr;
     EXPECT_EQ(groups, 0u);
+    expect_balanced();
+}
+
+// ---- Tunnel health: BFD inside the tunnels, failover, hold-down, WAN link (issue 5) ----------
+
+std::atomic<uint64_t> fake_now_ns{10'000'000'000};
+uint64_t fake_clock() noexcept {
+    return fake_now_ns.load();
+}
+
+class HealthTest : public GatewayTest {
+  protected:
+    static constexpr uint64_t ms = 1'000'000;
+
+    // Both tunnels with BFD (100 ms x 3) unless told otherwise, in group "ccn": edge-esp the
+    // master (priority 200), edge-udp the backup (100); route 10.50.0.0/16 via the group.
+    void start_health(bool bfd = true, uint32_t hold_down_ms = 1000) {
+        start();
+        fake_now_ns = 10'000'000'000;
+        gw_->set_clock(&fake_clock);
+        change_set cs;
+        for (int i = 0; i < 2 && bfd; ++i) {
+            tunnel_config t = cfg_.tunnels[i];
+            tunnel_bfd_config b;
+            b.local = bfd_local(i);
+            b.remote = bfd_remote(i);
+            b.desired_min_tx_us = b.required_min_rx_us = 100'000;
+            b.detect_mult = 3;
+            t.bfd = b;
+            cs.put_tunnels.push_back(t);
+        }
+        group_config g;
+        g.name = "ccn";
+        g.members = {{"edge-esp", 200, 1}, {"edge-udp", 100, 1}};
+        g.hold_down_ms = hold_down_ms;
+        cs.put_groups.push_back(g);
+        route_config r;
+        r.prefix = {ip(10, 50, 0, 0), 16};
+        r.via = route_via::group;
+        r.group = "ccn";
+        cs.put_routes.push_back(r);
+        auto f = gw_->apply(cs);
+        ASSERT_FALSE(f) << f->message;
+    }
+    static ipv4_addr bfd_local(int i) { return ip(169, 254, static_cast<uint8_t>(1 + i), 1); }
+    static ipv4_addr bfd_remote(int i) { return ip(169, 254, static_cast<uint8_t>(1 + i), 2); }
+
+    // The far end's control packet through tunnel i.
+    frame peer_bfd_packet(int i, fwd::bfd_state st, uint32_t your_disc, uint8_t ttl = 255,
+                          ipv4_addr src = 0) {
+        fwd::bfd_packet p;
+        p.state = st;
+        p.detect_mult = 3;
+        p.my_discriminator = 0x7000 + static_cast<uint32_t>(i);
+        p.your_discriminator = your_disc;
+        p.desired_min_tx_us = p.required_min_rx_us = 100'000;
+        frame l4 = udp_payload(49200, fwd::bfd_udp_port, fwd::bfd_header_len);
+        fwd::bfd_encode(p, l4.data() + 8, fwd::bfd_header_len);
+        return ipv4_packet(src != 0 ? src : bfd_remote(i), bfd_local(i), IPPROTO_UDP, l4, ttl);
+    }
+    void peer_bfd(int i, fwd::bfd_state st, uint8_t ttl = 255) {
+        send(wan_, peer_esp(i, peer_bfd_packet(i, st, local_disc(i), ttl)));
+    }
+    uint32_t local_disc(int i) {
+        return gw_->tbl().find_tunnel(cfg_.tunnels[i].name)->health->bfd.view_local_disc.load();
+    }
+    fwd::bfd_state bfd_state(int i) {
+        return static_cast<fwd::bfd_state>(
+            gw_->tbl().find_tunnel(cfg_.tunnels[i].name)->health->bfd.view_state.load());
+    }
+    bool tunnel_up(int i) { return gw_->tbl().find_tunnel(cfg_.tunnels[i].name)->health->up(); }
+    void advance(uint64_t ns) {
+        fake_now_ns += ns;
+        step();
+    }
+    // Sends one 200-byte packet to 10.50.0.1 and returns the SPI it left on (0: none).
+    uint32_t traffic_spi() {
+        drain(wan_);
+        send_lan_ip(ipv4_packet(ip(10, 1, 0, 2), ip(10, 50, 0, 1), IPPROTO_UDP,
+                                udp_payload(1000, 53, 200)));
+        step();
+        uint32_t spi = 0;
+        for (const auto& fr : drain(wan_)) {
+            if (fr.size() < 200)
+                continue; // BFD control packets
+            bool udp = fr[14 + 9] == IPPROTO_UDP;
+            spi = be32(&fr[14 + 20 + (udp ? 8 : 0)]);
+        }
+        return spi;
+    }
+};
+
+TEST_F(HealthTest, BfdControlPacketsGoThroughTheTunnelAsRfc5881SingleHop) {
+    start_health();
+    EXPECT_FALSE(tunnel_up(0)); // down until the session is Up
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 2u); // one Down packet per tunnel, sent at once
+    for (const auto& fr : out) {
+        int i = fr[14 + 9] == IPPROTO_UDP ? 1 : 0;
+        frame inner;
+        ASSERT_EQ(peer_decap(i, fr, inner), crypto::esp_status::ok);
+        ASSERT_EQ(inner.size(), 20u + 8 + 24);
+        EXPECT_EQ(inner[8], 255); // TTL
+        EXPECT_EQ(inner[9], IPPROTO_UDP);
+        EXPECT_EQ(rte_raw_cksum(inner.data(), 20), 0xffff);
+        EXPECT_EQ(be32(&inner[12]), bfd_local(i));
+        EXPECT_EQ(be32(&inner[16]), bfd_remote(i));
+        EXPECT_GE(be16(&inner[20]), 49152);
+        EXPECT_EQ(be16(&inner[22]), fwd::bfd_udp_port);
+        fwd::bfd_packet p;
+        ASSERT_EQ(fwd::bfd_decode(&inner[28], 24, p), fwd::bfd_status::ok);
+        EXPECT_EQ(p.state, fwd::bfd_state::down);
+        EXPECT_EQ(p.my_discriminator, local_disc(i));
+        EXPECT_NE(p.my_discriminator, 0u);
+        EXPECT_EQ(p.your_discriminator, 0u);
+        EXPECT_EQ(p.required_min_rx_us, 100'000u);
+    }
+    // No member up: the group drops.
+    EXPECT_EQ(traffic_spi(), 0u);
+    EXPECT_EQ(dropped(drop::group_down), 1u);
+    expect_balanced();
+}
+
+TEST_F(HealthTest, FailoverOnBfdTimeoutAndFailbackAfterTheHoldDown) {
+    start_health(true, 1000);
+    step();
+    peer_bfd(0, fwd::bfd_state::init);
+    peer_bfd(1, fwd::bfd_state::init);
+    step();
+    ASSERT_EQ(bfd_state(0), fwd::bfd_state::up);
+    ASSERT_EQ(bfd_state(1), fwd::bfd_state::up);
+    EXPECT_TRUE(tunnel_up(0));
+    EXPECT_EQ(traffic_spi(), 0x1001u); // the master, at once (a first up has no hold-down)
+
+    // The master goes silent; the backup keeps talking. Detection time 3 x 100 ms.
+    auto* h = gw_->tbl().find_tunnel("edge-esp")->health.get();
+    const uint64_t downs = h->downs(); // configuring BFD took the (up) tunnel down once
+    uint64_t silent = 0;
+    while (bfd_state(0) == fwd::bfd_state::up && silent < 1000 * ms) {
+        peer_bfd(1, fwd::bfd_state::up);
+        advance(10 * ms);
+        silent += 10 * ms;
+    }
+    EXPECT_GE(silent, 290 * ms);
+    EXPECT_LE(silent, 310 * ms);
+    EXPECT_EQ(bfd_state(0), fwd::bfd_state::down);
+    EXPECT_FALSE(tunnel_up(0));
+    EXPECT_EQ(traffic_spi(), 0x1002u); // failover: no route was touched
+    const group_status* st = gw_->health().group("ccn");
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(st->failovers, 1u);
+    EXPECT_EQ(st->active, "edge-udp");
+    EXPECT_NE(st->last_cause.find("bfd down"), std::string::npos) << st->last_cause;
+
+    // The master answers again: up, but it gets the traffic back only after 1 s of health.
+    peer_bfd(0, fwd::bfd_state::init);
+    step();
+    ASSERT_EQ(bfd_state(0), fwd::bfd_state::up);
+    EXPECT_TRUE(tunnel_up(0));
+    for (int k = 0; k < 9; ++k) {
+        peer_bfd(0, fwd::bfd_state::up);
+        peer_bfd(1, fwd::bfd_state::up);
+        advance(100 * ms);
+        EXPECT_EQ(traffic_spi(), 0x1002u) << "still in hold-down after " << (k + 1) * 100 << " ms";
+    }
+    peer_bfd(0, fwd::bfd_state::up);
+    peer_bfd(1, fwd::bfd_state::up);
+    advance(101 * ms);
+    EXPECT_EQ(traffic_spi(), 0x1001u); // failback
+    st = gw_->health().group("ccn");
+    EXPECT_EQ(st->failbacks, 1u);
+    EXPECT_EQ(st->switches, 3u); // first up, failover, failback
+    EXPECT_EQ(st->active, "edge-esp");
+    EXPECT_EQ(h->downs(), downs + 1);
+    EXPECT_EQ(h->bfd.down_transitions.load(), 1u);
+    EXPECT_EQ(h->bfd.up_transitions.load(), 2u);
+    EXPECT_EQ(gw_->health().totals().tunnel_down, 1u); // seen by the monitor (after start)
+    // A flap during the hold-down restarts it; with the backup down too, the master carries
+    // the traffic at once (nothing better is left).
+    while (bfd_state(1) == fwd::bfd_state::up) {
+        peer_bfd(0, fwd::bfd_state::up);
+        advance(50 * ms);
+    }
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    expect_balanced();
+}
+
+TEST_F(HealthTest, PeerSignalledDownTakesTheTunnelDownAtOnce) {
+    start_health();
+    step();
+    peer_bfd(0, fwd::bfd_state::init);
+    peer_bfd(1, fwd::bfd_state::init);
+    step();
+    ASSERT_EQ(traffic_spi(), 0x1001u);
+    peer_bfd(0, fwd::bfd_state::down); // RFC 5880 6.8.6: Up + remote Down -> Down (diag 3)
+    step();
+    EXPECT_EQ(bfd_state(0), fwd::bfd_state::down);
+    EXPECT_EQ(traffic_spi(), 0x1002u);
+    expect_balanced();
+}
+
+TEST_F(HealthTest, BadBfdPacketsAreDroppedAndCountedByReason) {
+    start_health();
+    step();
+    drain(wan_);
+    peer_bfd(0, fwd::bfd_state::init, 254); // TTL must be 255
+    send(wan_, peer_esp(0, peer_bfd_packet(0, fwd::bfd_state::init, 0x12345))); // not ours
+    send(wan_, peer_esp(0, peer_bfd_packet(0, fwd::bfd_state::init, local_disc(0), 255,
+                                           ip(169, 254, 1, 99)))); // unknown source
+    frame bad = peer_bfd_packet(0, fwd::bfd_state::init, local_disc(0));
+    bad[28] = 0x00; // version 0
+    send(wan_, peer_esp(0, bad));
+    frame zero_mult = peer_bfd_packet(0, fwd::bfd_state::init, local_disc(0));
+    zero_mult[28 + 2] = 0;
+    send(wan_, peer_esp(0, zero_mult));
+    frame short_udp = peer_bfd_packet(0, fwd::bfd_state::init, local_disc(0));
+    short_udp[24] = 0, short_udp[25] = 20; // UDP length 20: 12 bytes of BFD
+    send(wan_, peer_esp(0, short_udp));
+    // UDP 3784 to the gateway's own address through a tunnel: no session there.
+    frame own = peer_bfd_packet(0, fwd::bfd_state::init, 0);
+    own[16] = 10, own[17] = 1, own[18] = 0, own[19] = 1; // 10.1.0.1 (sagd's LAN address)
+    auto* h = reinterpret_cast<rte_ipv4_hdr*>(own.data());
+    h->hdr_checksum = 0;
+    h->hdr_checksum = rte_ipv4_cksum(h);
+    send(wan_, peer_esp(0, own));
+    step();
+    EXPECT_EQ(dropped(drop::bfd_bad_ttl), 1u);
+    EXPECT_EQ(dropped(drop::bfd_bad_discriminator), 1u);
+    EXPECT_EQ(dropped(drop::bfd_no_session), 2u);
+    EXPECT_EQ(dropped(drop::bfd_malformed), 3u);
+    EXPECT_EQ(dropped(drop::bfd_received), 0u);
+    EXPECT_EQ(bfd_state(0), fwd::bfd_state::down); // none of them moved the session
+    // Six of them reached the session's checks (the seventh was not for a session).
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-esp")->health->bfd.rx_dropped.load(), 6u);
+    // A good one is taken.
+    peer_bfd(0, fwd::bfd_state::init);
+    step();
+    EXPECT_EQ(dropped(drop::bfd_received), 1u);
+    EXPECT_EQ(bfd_state(0), fwd::bfd_state::up);
+    expect_balanced();
+}
+
+TEST_F(HealthTest, WanLinkDownTakesItsTunnelsDownAtOnce) {
+    start_health(false, 5000);
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    ASSERT_EQ(rte_eth_dev_set_link_down(wan_.id), 0);
+    advance(11 * ms); // the link monitor polls every 10 ms
+    EXPECT_FALSE(tunnel_up(0));
+    EXPECT_FALSE(tunnel_up(1));
+    EXPECT_FALSE(gw_->health().port_link(1));
+    EXPECT_EQ(traffic_spi(), 0u);
+    EXPECT_EQ(dropped(drop::group_down), 1u);
+    ASSERT_EQ(rte_eth_dev_set_link_up(wan_.id), 0);
+    advance(11 * ms);
+    EXPECT_TRUE(tunnel_up(0));
+    // Both recovered together: nothing else is up, so the hold-down does not keep them idle.
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    EXPECT_EQ(gw_->tbl().find_tunnel("edge-esp")->health->last_cause(), health_cause::link_up);
+    expect_balanced();
+}
+
+TEST_F(HealthTest, BfdSettingsChangeRestartsTheSessionAndRemovingBfdBringsTheTunnelUp) {
+    start_health();
+    step();
+    peer_bfd(0, fwd::bfd_state::init);
+    step();
+    ASSERT_EQ(bfd_state(0), fwd::bfd_state::up);
+    uint32_t disc = local_disc(0);
+    tunnel_config t = gw_->writer().running().tunnels[0];
+    ASSERT_EQ(t.name, "edge-esp");
+    ASSERT_TRUE(t.bfd);
+    t.bfd->detect_mult = 5;
+    change_set cs;
+    cs.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(cs));
+    step();
+    EXPECT_EQ(bfd_state(0), fwd::bfd_state::down);
+    EXPECT_FALSE(tunnel_up(0));
+    EXPECT_NE(local_disc(0), disc);
+    t.bfd.reset();
+    change_set off;
+    off.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(off));
+    step();
+    EXPECT_TRUE(tunnel_up(0));
+    EXPECT_EQ(traffic_spi(), 0x1001u);
     expect_balanced();
 }
 
