@@ -369,6 +369,48 @@ TEST_F(ApiTest, GroupsAreCreatedListedUsedAndProtected) {
     EXPECT_EQ(call("GET", "/v1/groups/ccn").status, 404);
 }
 
+TEST_F(ApiTest, TunnelHealthAndBfdAreShownAndBfdTakesTheTunnelOutOfService) {
+    std::string t = tunnel_json("edge-2", 2);
+    t.insert(t.size() - 1, R"(, "bfd": {"local": "169.254.1.1", "remote": "169.254.1.2",)"
+                           R"( "transmit_interval_ms": 100, "receive_interval_ms": 100})");
+    auto r = call("POST", "/v1/tunnels", t);
+    ASSERT_EQ(r.status, 201) << r.body;
+    ASSERT_EQ(call("POST", "/v1/groups",
+                   R"({"name": "ccn", "hold_down_ms": 1500, "members": [{"tunnel": "edge-2", "priority": 200},)"
+                   R"( {"tunnel": "edge-1", "priority": 100}]})")
+                  .status,
+              201);
+    auto h = call("GET", "/v1/tunnels/edge-2/health");
+    ASSERT_EQ(h.status, 200);
+    EXPECT_NE(h.body.find(R"("state":"down","down_reasons":["bfd"])"), std::string::npos) << h.body;
+    EXPECT_NE(h.body.find(R"("local":"169.254.1.1","remote":"169.254.1.2")"), std::string::npos)
+        << h.body;
+    EXPECT_NE(h.body.find(R"("transmit_interval_ms":100)"), std::string::npos) << h.body;
+    auto one = call("GET", "/v1/tunnels/edge-1");
+    EXPECT_NE(one.body.find(R"("health":{"state":"up","down_reasons":[])"), std::string::npos)
+        << one.body;
+    EXPECT_EQ(one.body.find(R"("bfd")"), std::string::npos) << one.body; // none configured
+    // The master has no BFD session up: the backup carries the traffic.
+    auto g = call("GET", "/v1/groups/ccn");
+    EXPECT_NE(g.body.find(R"("active":["edge-1"],"hold_down_ms":1500)"), std::string::npos) << g.body;
+    EXPECT_NE(g.body.find(R"({"tunnel":"edge-2","priority":200,"weight":1,"state":"down"})"),
+              std::string::npos)
+        << g.body;
+    EXPECT_EQ(call("GET", "/v1/tunnels/nope/health").status, 404);
+    EXPECT_EQ(call("POST", "/v1/tunnels/edge-1/health").status, 405);
+    auto m = call("GET", "/metrics");
+    EXPECT_NE(m.body.find(R"(sagd_tunnel_up{tunnel="edge-2"} 0)"), std::string::npos);
+    EXPECT_NE(m.body.find(R"(sagd_bfd_state{tunnel="edge-2"})"), std::string::npos);
+    // Bad BFD settings are refused and change nothing.
+    std::string bad = tunnel_json("edge-3", 3);
+    bad.insert(bad.size() - 1, R"(, "bfd": {"local": "169.254.1.1", "remote": "169.254.1.1"}})");
+    bad.pop_back();
+    auto b = call("POST", "/v1/tunnels", bad);
+    EXPECT_EQ(b.status, 400) << b.body;
+    EXPECT_NE(b.body.find("bfd.remote 169.254.1.1 is the local address"), std::string::npos) << b.body;
+    EXPECT_EQ(call("GET", "/v1/tunnels/edge-3").status, 404);
+}
+
 TEST(RouteBatch, ParsesAndRefusesLineByLine) {
     dp::change_set cs;
     EXPECT_FALSE(parse_route_batch("# comment\n\nadd 10.0.0.0/8 tunnel a\r\ndel 10.1.0.0/16\n"

@@ -691,6 +691,49 @@ TEST(config_groups, members_name_tunnels_and_routes_name_groups) {
             {"weight 0 out of range 1..1000"});
 }
 
+TEST(config_groups, hold_down_ms) {
+    const std::string groups = "groups:\n  - name: ccn\n    hold_down_ms: 500\n"
+                               "    members: [{tunnel: ccn-edge-1}]\nroutes:\n";
+    auto c = accepted(with("routes:\n", groups));
+    ASSERT_EQ(c.groups.size(), 1u);
+    EXPECT_EQ(c.groups[0].hold_down_ms, 500u);
+    EXPECT_EQ(accepted(sagd::dump_config(c, true)).groups[0].hold_down_ms, 500u);
+    auto d = accepted(with("routes:\n", "groups:\n  - name: g\n    members: [{tunnel: ccn-edge-1}]\nroutes:\n"));
+    EXPECT_EQ(d.groups[0].hold_down_ms, 3000u);
+    refused(with("routes:\n", "groups:\n  - name: g\n    hold_down_ms: 3600001\n"
+                              "    members: [{tunnel: ccn-edge-1}]\nroutes:\n"),
+            {"groups[0] 'g': hold_down_ms 3600001 out of range 0..3600000"});
+}
+
+TEST(config_tunnels, bfd_inside_the_tunnel) {
+    const std::string bfd = "    bfd: {local: 169.254.1.1, remote: 169.254.1.2, transmit_interval_ms: 50,"
+                            " receive_interval_ms: 100, detect_multiplier: 5}\nroutes:\n";
+    auto c = accepted(with("routes:\n", bfd));
+    ASSERT_TRUE(c.tunnels[1].bfd);
+    EXPECT_FALSE(c.tunnels[0].bfd);
+    EXPECT_EQ(c.tunnels[1].bfd->local, ip("169.254.1.1"));
+    EXPECT_EQ(c.tunnels[1].bfd->remote, ip("169.254.1.2"));
+    EXPECT_EQ(c.tunnels[1].bfd->desired_min_tx_us, 50'000u);
+    EXPECT_EQ(c.tunnels[1].bfd->required_min_rx_us, 100'000u);
+    EXPECT_EQ(c.tunnels[1].bfd->detect_mult, 5);
+    // The running config as written back (api.persist) loads to the same settings.
+    auto again = accepted(sagd::dump_config(c, true));
+    ASSERT_TRUE(again.tunnels[1].bfd);
+    EXPECT_EQ(*again.tunnels[1].bfd, *c.tunnels[1].bfd);
+    auto d = accepted(with("routes:\n", "    bfd: {local: 10.9.9.1, remote: 10.9.9.2}\nroutes:\n"));
+    EXPECT_EQ(d.tunnels[1].bfd->desired_min_tx_us, 300'000u);
+    EXPECT_EQ(d.tunnels[1].bfd->detect_mult, 3);
+    refused(with("routes:\n", "    bfd: {local: 10.9.9.1, remote: 10.9.9.2, transmit_interval_ms: 49}\nroutes:\n"),
+            {"tunnels[1] 'ccn-edge-2': bfd.transmit_interval_ms 49 out of range 50..60000"});
+    refused(with("routes:\n", "    bfd: {local: 10.9.9.1, remote: 10.9.9.2, detect_multiplier: 0}\nroutes:\n"),
+            {"bfd.detect_multiplier 0 out of range 1..255"});
+    refused(with("routes:\n", "    bfd: {local: 10.9.9.1, remote: 10.9.9.1}\nroutes:\n"),
+            {"bfd.remote 10.9.9.1 is the local address"});
+    refused(with("routes:\n", "    bfd: {local: 10.9.9.1}\nroutes:\n"), {"bfd.remote", "required"});
+    refused(with("routes:\n", "    bfd: {local: 10.9.9.1, remote: 10.9.9.2, echo: true}\nroutes:\n"),
+            {"echo"});
+}
+
 TEST(config_routes, tunnel_must_exist) {
     refused(with("    tunnel: ccn-edge-2\n", "    tunnel: ccn-edge-9\n"),
             {"routes[1] '10.4.0.0/16': tunnel 'ccn-edge-9' is not a tunnel"});
