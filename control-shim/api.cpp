@@ -562,6 +562,27 @@ void write_health(json_writer& j, const tunnel_config& tc, const dp::tunnel_runt
         j.member("down_transitions", b.down_transitions.load(rel));
         j.end_object();
     }
+    if (tc.health_check) {
+        const auto& c = h.check;
+        const auto& k = *tc.health_check;
+        constexpr auto rel = std::memory_order_relaxed;
+        j.key("health_check").begin_object();
+        j.member("target", format_ipv4(k.target)).member("source", format_ipv4(k.source));
+        j.member("interval_ms", k.interval_ms).member("timeout_ms", k.timeout_ms);
+        j.member("failures", k.failures).member("rtt_threshold_ms", k.rtt_threshold_ms);
+        j.member("state", (h.down_reasons() & dp::health_check) != 0 ? "failing" : "ok");
+        j.member("sent", c.sent.load(rel)).member("replies", c.replies.load(rel));
+        j.member("timeouts", c.timeouts.load(rel)).member("slow", c.slow.load(rel));
+        j.member("failed_in_row", c.failed_in_row_view.load(rel));
+        j.member("last_rtt_us", c.last_rtt_ns.load(rel) / 1000);
+        // SLA figures over the last 100 probes (loss, mean RTT, mean |RTT(i) - RTT(i-1)|).
+        j.key("sla").begin_object();
+        j.member("loss_percent", c.loss_permille.load(rel) / 10.0);
+        j.member("latency_us", c.latency_ns.load(rel) / 1000);
+        j.member("jitter_us", c.jitter_ns.load(rel) / 1000);
+        j.end_object();
+        j.end_object();
+    }
     j.end_object();
 }
 

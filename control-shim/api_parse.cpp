@@ -22,7 +22,7 @@ bool same_tunnel(const tunnel_config& a, const tunnel_config& b) {
         a.encap != b.encap || a.udp_src_port != b.udp_src_port ||
         a.udp_dst_port != b.udp_dst_port || a.replay_window != b.replay_window || a.esn != b.esn ||
         !same_sa(a.outbound_sa, b.outbound_sa) || a.inbound_sas.size() != b.inbound_sas.size() ||
-        a.bfd != b.bfd)
+        a.bfd != b.bfd || a.health_check != b.health_check)
         return false;
     for (size_t i = 0; i < a.inbound_sas.size(); ++i)
         if (!same_sa(a.inbound_sas[i], b.inbound_sas[i]))

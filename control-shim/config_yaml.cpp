@@ -755,7 +755,7 @@ class loader {
             expect_map(node, s, "tunnel");
             fields f(node,
                      {"name", "port", "local", "peer", "encap", "udp_src_port", "udp_dst_port",
-                      "replay_window", "esn", "outbound_sa", "inbound_sas", "bfd"},
+                      "replay_window", "esn", "outbound_sa", "inbound_sas", "bfd", "health_check"},
                      s);
             tunnel_config tun;
 
@@ -857,6 +857,8 @@ class loader {
 
             if (auto* b = f.find("bfd"))
                 tun.bfd = load_bfd(*b, s);
+            if (auto* h = f.find("health_check"))
+                tun.health_check = load_check(*h, s);
 
             names.emplace(tun.name, i);
             cfg.tunnels.push_back(std::move(tun));
@@ -886,6 +888,31 @@ class loader {
             c.required_min_rx_us = static_cast<uint32_t>(get_uint(*x, bs, 50, 60000) * 1000);
         if (auto* x = f.find("detect_multiplier"))
             c.detect_mult = static_cast<uint8_t>(get_uint(*x, bs, 1, 255));
+        return c;
+    }
+
+    // ICMP echo health check through a tunnel: {target, source, interval_ms, timeout_ms,
+    // failures, rtt_threshold_ms}.
+    tunnel_check_config load_check(const field& h, const scope& s) {
+        scope hs = s.sub("health_check.", false);
+        expect_map(h.value, hs, "health_check");
+        fields f(h.value,
+                 {"target", "source", "interval_ms", "timeout_ms", "failures", "rtt_threshold_ms"},
+                 hs);
+        tunnel_check_config c;
+        c.target = get_unicast(f.need("target"), hs);
+        const field& src = f.need("source");
+        c.source = get_unicast(src, hs);
+        if (c.source == c.target)
+            fail(hs, src.value.Mark(), "source " + format_ipv4(c.source) + " is the target");
+        if (auto* x = f.find("interval_ms"))
+            c.interval_ms = static_cast<uint32_t>(get_uint(*x, hs, 100, 60000));
+        if (auto* x = f.find("timeout_ms"))
+            c.timeout_ms = static_cast<uint32_t>(get_uint(*x, hs, 10, 60000));
+        if (auto* x = f.find("failures"))
+            c.failures = static_cast<uint32_t>(get_uint(*x, hs, 1, 100));
+        if (auto* x = f.find("rtt_threshold_ms"))
+            c.rtt_threshold_ms = static_cast<uint32_t>(get_uint(*x, hs, 0, 60000));
         return c;
     }
 
@@ -1449,6 +1476,14 @@ std::string dump_config(const config& cfg, bool with_keys) {
                        ", transmit_interval_ms: " + std::to_string(t.bfd->desired_min_tx_us / 1000) +
                        ", receive_interval_ms: " + std::to_string(t.bfd->required_min_rx_us / 1000) +
                        ", detect_multiplier: " + std::to_string(t.bfd->detect_mult) + "}\n";
+            if (t.health_check)
+                out += "    health_check: {target: " + format_ipv4(t.health_check->target) +
+                       ", source: " + format_ipv4(t.health_check->source) +
+                       ", interval_ms: " + std::to_string(t.health_check->interval_ms) +
+                       ", timeout_ms: " + std::to_string(t.health_check->timeout_ms) +
+                       ", failures: " + std::to_string(t.health_check->failures) +
+                       ", rtt_threshold_ms: " + std::to_string(t.health_check->rtt_threshold_ms) +
+                       "}\n";
         }
     }
     if (!cfg.groups.empty()) {

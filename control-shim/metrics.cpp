@@ -93,6 +93,24 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
             w.sample({{"tunnel", tun->name}, {"to", "down"}},
                      b.down_transitions.load(std::memory_order_relaxed));
         }
+    w.family("sagd_tunnel_sla_loss_ratio", prom_type::gauge,
+             "Health-check probe loss over the last 100 probes (0..1)");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->check)
+            w.sample({{"tunnel", tun->name}},
+                     tun->health->check.loss_permille.load(std::memory_order_relaxed) / 1000.0);
+    w.family("sagd_tunnel_sla_latency_seconds", prom_type::gauge,
+             "Mean health-check round-trip time over the last 100 probes");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->check)
+            w.sample({{"tunnel", tun->name}},
+                     tun->health->check.latency_ns.load(std::memory_order_relaxed) / 1e9);
+    w.family("sagd_tunnel_sla_jitter_seconds", prom_type::gauge,
+             "Mean difference of consecutive health-check round-trip times");
+    for (const auto& tun : t.tunnels)
+        if (tun && tun->health && tun->check)
+            w.sample({{"tunnel", tun->name}},
+                     tun->health->check.jitter_ns.load(std::memory_order_relaxed) / 1e9);
     w.family("sagd_group_switches_total", prom_type::counter,
              "Changes of a group's active members by kind (failover: away from a failed member; "
              "failback: back after the hold-down)");

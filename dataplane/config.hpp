@@ -59,6 +59,20 @@ struct tunnel_bfd_config {
     bool operator==(const tunnel_bfd_config&) const = default;
 };
 
+// ICMP echo health check through the tunnel (toward a host behind the far end), and the SLA
+// figures it yields (loss, latency, jitter over the last 100 probes). `failures` probes in a
+// row that time out or exceed the RTT threshold take the tunnel out of service; as many good
+// ones in a row bring it back.
+struct tunnel_check_config {
+    ipv4_addr target = 0;          // inner destination that answers echo requests
+    ipv4_addr source = 0;          // inner source: must route back into this tunnel
+    uint32_t interval_ms = 1000;   // 100..60000
+    uint32_t timeout_ms = 1000;    // 10..60000
+    uint32_t failures = 3;         // 1..100
+    uint32_t rtt_threshold_ms = 0; // 0: off; else a slower reply counts as a failure
+    bool operator==(const tunnel_check_config&) const = default;
+};
+
 struct tunnel_config {
     std::string name;
     std::string port;               // WAN port name
@@ -72,6 +86,7 @@ struct tunnel_config {
     sa_config outbound_sa;
     std::vector<sa_config> inbound_sas; // one or two (two during rekey)
     std::optional<tunnel_bfd_config> bfd; // liveness inside the tunnel; none: up while it exists
+    std::optional<tunnel_check_config> health_check;
 };
 
 // A tunnel group: a route's next hop that resolves to one of its member tunnels. The members

@@ -48,6 +48,7 @@ namespace sagd::dp {
     X(bfd_bad_ttl, "BFD control packet with TTL other than 255 (RFC 5881 5)")                      \
     X(bfd_bad_discriminator, "BFD Your Discriminator matching no session (RFC 5880 6.8.6)")       \
     X(bfd_no_session, "BFD to the gateway from a source or tunnel with no BFD session")            \
+    X(probe_received, "health-check echo reply taken by its tunnel's check (consumed, not lost)") \
     X(punt_ring_full, "slow-path ring full")                                                       \
     X(handoff_ring_full, "hand-off ring to the SA's owner worker full")                            \
     X(tx_full, "transmit queue full")

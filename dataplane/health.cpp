@@ -10,6 +10,8 @@ const char* health_reason_name(uint8_t bit) noexcept {
         return "bfd";
     case health_link:
         return "link";
+    case health_check:
+        return "health_check";
     default:
         return "unknown";
     }
@@ -29,6 +31,10 @@ const char* to_string(health_cause c) noexcept {
         return "link down";
     case health_cause::link_up:
         return "link up";
+    case health_cause::check_down:
+        return "health check failed";
+    case health_cause::check_up:
+        return "health check ok";
     }
     return "unknown";
 }

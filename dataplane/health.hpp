@@ -10,6 +10,7 @@
 
 #include "dataplane/config.hpp"
 #include "forwarding/bfd.hpp"
+#include "forwarding/sla.hpp"
 
 namespace sagd::dp {
 
@@ -17,12 +18,22 @@ namespace sagd::dp {
 enum health_reason : uint8_t {
     health_bfd = 1,  // BFD session not Up (owner worker)
     health_link = 2, // the tunnel's WAN port has no link (control thread)
+    health_check = 4, // the ICMP health check fails (owner worker)
 };
 inline constexpr uint8_t health_reason_mask = 0x7f;
 const char* health_reason_name(uint8_t bit) noexcept;
 
 // What changed a tunnel's health last (for logs and the API).
-enum class health_cause : uint8_t { none, created, bfd_down, bfd_up, link_down, link_up };
+enum class health_cause : uint8_t {
+    none,
+    created,
+    bfd_down,
+    bfd_up,
+    link_down,
+    link_up,
+    check_down,
+    check_up
+};
 const char* to_string(health_cause c) noexcept;
 
 // The BFD session of a tunnel. Written only by the tunnel's owner worker; the view_* atomics are
@@ -47,6 +58,26 @@ struct bfd_link {
     std::atomic<uint64_t> rx{0}, tx{0}, up_transitions{0}, down_transitions{0};
     std::atomic<uint64_t> rx_dropped{0}; // malformed, TTL, discriminator (by reason in drops)
     std::atomic<uint64_t> last_rx_ns{0};
+};
+
+// The ICMP health check of a tunnel and its SLA figures. Written only by the owner worker; the
+// view atomics are for everyone else.
+struct echo_check {
+    // Owner worker only.
+    std::optional<fwd::sla_window> window;
+    tunnel_check_config cfg;
+    uint64_t next_send_ns = 0;
+    uint16_t ident = 0;
+    uint32_t last_seq = 0;
+    uint32_t failed_in_row = 0;
+    uint32_t good_in_row = 0;
+
+    // Published view.
+    std::atomic<bool> active{false};
+    std::atomic<uint64_t> sent{0}, replies{0}, timeouts{0}, slow{0};
+    std::atomic<uint32_t> loss_permille{0};
+    std::atomic<uint64_t> latency_ns{0}, jitter_ns{0}, last_rtt_ns{0};
+    std::atomic<uint32_t> failed_in_row_view{0};
 };
 
 class tunnel_health {
@@ -87,7 +118,8 @@ class tunnel_health {
         return (word_.load(std::memory_order_relaxed) >> 8) << since_shift;
     }
 
-    bfd_link bfd; // the tunnel's BFD session (owner worker)
+    bfd_link bfd;     // the tunnel's BFD session (owner worker)
+    echo_check check; // the tunnel's ICMP health check (owner worker)
 
   private:
     // bits 0..6: down reasons; bit 7: has been up (a later up starts a hold-down);

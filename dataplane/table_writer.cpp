@@ -442,6 +442,14 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             n_inbound += old->inbound.size();
             continue;
         }
+        if (tc.health_check) {
+            const auto& c = *tc.health_check;
+            if (c.target == 0 || c.source == 0 || c.target == c.source || c.interval_ms < 100 ||
+                c.interval_ms > 60000 || c.timeout_ms < 10 || c.timeout_ms > 60000 ||
+                c.failures == 0 || c.failures > 100 || c.rtt_threshold_ms > 60000)
+                return failure(change_error::invalid,
+                               tunnel_label(tc.name) + ": health_check: invalid settings");
+        }
         if (tc.bfd) {
             const auto& b = *tc.bfd;
             if (b.local == 0 || b.remote == 0 || b.local == b.remote)
@@ -466,6 +474,7 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
         tr->owner = id % cur.workers;
         tr->overhead = crypto::esp_encap_overhead_max - (tr->udp ? 0 : 8);
         tr->bfd = tc.bfd;
+        tr->check = tc.health_check;
         // Health lives as long as the tunnel: a replaced object keeps it (and its BFD session;
         // the owner worker restarts the session itself when the BFD settings changed).
         if (old != nullptr && old->health) {

@@ -42,6 +42,7 @@ struct tunnel_runtime {
     std::shared_ptr<crypto::outbound_sa> outbound;
     std::vector<std::shared_ptr<crypto::inbound_sa>> inbound;
     std::optional<tunnel_bfd_config> bfd; // BFD inside the tunnel (run by the owner worker)
+    std::optional<tunnel_check_config> check; // ICMP health check (owner worker)
     // Shared by every snapshot for the tunnel's whole life (a replaced tunnel object keeps it):
     // up/down and why, and the BFD session.
     std::shared_ptr<tunnel_health> health;

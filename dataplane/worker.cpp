@@ -99,7 +99,12 @@ class worker_loop {
     void decap(packet_list& in) noexcept;
     void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept;
     bool bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept;
-    void run_bfd() noexcept;
+    void run_probes() noexcept;
+    uint64_t check_poll(const tunnel_runtime& t) noexcept;
+    void check_result(const tunnel_runtime& t, bool ok, uint32_t n) noexcept;
+    void check_publish(const tunnel_runtime& t) noexcept;
+    void echo_send(const tunnel_runtime& t, uint32_t seq) noexcept;
+    bool echo_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept;
     uint64_t bfd_poll_session(const tunnel_runtime& t) noexcept;
     void bfd_send(const tunnel_runtime& t, const fwd::bfd_packet& pkt) noexcept;
     void bfd_changed(const tunnel_runtime& t, const fwd::bfd_state_change& ch) noexcept;
@@ -180,7 +185,7 @@ void worker_loop::poll() noexcept {
     }
     drain_handoff();
     drain_inject();
-    run_bfd();
+    run_probes();
     flush_all();
     rte_rcu_qsbr_quiescent(gw_.qsbr(), w_.index);
     ++c_.loops;
@@ -320,6 +325,10 @@ void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n)
             udp_dst_port(data + ip.header_len) == fwd::bfd_udp_port && !ip.is_fragment() &&
             bfd_input(sa.user, pkts[i], ip)) [[unlikely]]
             continue;
+        if (ip.protocol == IPPROTO_ICMP && ip.total_length >= ip.header_len + 8u &&
+            data[ip.header_len] == 0 /* echo reply */ && !ip.is_fragment() &&
+            echo_input(sa.user, pkts[i], ip)) [[unlikely]]
+            continue;
         forward_list_.push(pkts[i]);
     }
 }
@@ -439,7 +448,9 @@ bool worker_loop::bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& 
     return true;
 }
 
-void worker_loop::run_bfd() noexcept {
+// The probes of the tunnels this worker owns (BFD sessions, ICMP health checks): when one is
+// due, or when a new snapshot may have started, changed or stopped some.
+void worker_loop::run_probes() noexcept {
     const bool rescan = t_->generation != w_.bfd_generation;
     if (!rescan && now_ns_ < w_.bfd_next_ns)
         return;
@@ -450,6 +461,7 @@ void worker_loop::run_bfd() noexcept {
         if (t == nullptr || !t->health)
             continue;
         next = std::min(next, bfd_poll_session(*t));
+        next = std::min(next, check_poll(*t));
     }
     w_.bfd_next_ns = next;
     encap(encap_list_);
@@ -504,6 +516,142 @@ uint64_t worker_loop::bfd_poll_session(const tunnel_runtime& t) noexcept {
     b.next_wakeup_ns = r.next_wakeup_ns;
     bfd_publish(t);
     return b.next_wakeup_ns;
+}
+
+uint64_t worker_loop::check_poll(const tunnel_runtime& t) noexcept {
+    tunnel_health& h = *t.health;
+    echo_check& c = h.check;
+    if (!t.check) {
+        if (c.window) {
+            c.window.reset();
+            c.active.store(false, std::memory_order_relaxed);
+        }
+        h.set_up(health_check, health_cause::check_up, now_ns_);
+        return UINT64_MAX;
+    }
+    const uint64_t ms = 1'000'000;
+    if (!c.window || c.cfg != *t.check) {
+        fwd::sla_window_config wc;
+        wc.max_probes = 100;
+        wc.probe_timeout_ns = t.check->timeout_ms * ms;
+        c.window.emplace(wc);
+        c.cfg = *t.check;
+        c.next_send_ns = now_ns_;
+        c.ident = static_cast<uint16_t>(0x5300 + t.id);
+        c.failed_in_row = c.good_in_row = 0;
+        c.active.store(true, std::memory_order_relaxed);
+        h.set_up(health_check, health_cause::check_up, now_ns_); // new settings: trusted again
+    }
+    if (uint32_t expired = c.window->expire(now_ns_); expired != 0) {
+        c.timeouts.fetch_add(expired, std::memory_order_relaxed);
+        check_result(t, false, expired);
+    }
+    if (now_ns_ >= c.next_send_ns) {
+        c.last_seq = c.window->on_sent(now_ns_);
+        echo_send(t, c.last_seq);
+        c.next_send_ns = now_ns_ + c.cfg.interval_ms * ms;
+    }
+    check_publish(t);
+    return std::min(c.next_send_ns, now_ns_ + 10 * ms); // timeouts are noticed within 10 ms
+}
+
+void worker_loop::check_result(const tunnel_runtime& t, bool ok, uint32_t n) noexcept {
+    tunnel_health& h = *t.health;
+    echo_check& c = h.check;
+    if (ok) {
+        c.failed_in_row = 0;
+        if (++c.good_in_row >= c.cfg.failures)
+            h.set_up(health_check, health_cause::check_up, now_ns_);
+    } else {
+        c.good_in_row = 0;
+        c.failed_in_row += n;
+        if (c.failed_in_row >= c.cfg.failures)
+            h.set_down(health_check, health_cause::check_down, now_ns_);
+    }
+}
+
+void worker_loop::check_publish(const tunnel_runtime& t) noexcept {
+    echo_check& c = t.health->check;
+    const fwd::sla_stats st = c.window->stats(now_ns_);
+    constexpr auto rel = std::memory_order_relaxed;
+    c.loss_permille.store(static_cast<uint32_t>(st.loss_percent * 10 + 0.5), rel);
+    c.latency_ns.store(st.latency_ns, rel);
+    c.jitter_ns.store(st.jitter_ns, rel);
+    c.failed_in_row_view.store(c.failed_in_row, rel);
+}
+
+// An echo reply to the tunnel's health-check source with the check's identifier: taken by the
+// check (the decrypting worker is the owner). Anything else is forwarded as usual.
+bool worker_loop::echo_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept {
+    const tunnel_runtime* t = t_->tunnel(tunnel);
+    if (t == nullptr || !t->check || ip.dst != t->check->source)
+        return false;
+    echo_check& c = t->health->check;
+    const uint8_t* icmp = rte_pktmbuf_mtod(m, const uint8_t*) + ip.header_len;
+    const uint16_t ident = static_cast<uint16_t>(icmp[4] << 8 | icmp[5]);
+    if (!c.window || ident != c.ident)
+        return false;
+    const uint16_t seq16 = static_cast<uint16_t>(icmp[6] << 8 | icmp[7]);
+    const uint32_t seq = c.last_seq - ((c.last_seq - seq16) & 0xffffu);
+    drop(m, drop::probe_received);
+    if (!c.window->on_received(seq, now_ns_))
+        return true; // late, duplicate or unknown: counted by the window, no verdict
+    c.replies.fetch_add(1, std::memory_order_relaxed);
+    // The probe carries its send time: the RTT of this reply, for the threshold.
+    uint64_t sent_ns = 0;
+    if (ip.total_length >= ip.header_len + 16u)
+        std::memcpy(&sent_ns, icmp + 8, sizeof sent_ns);
+    const uint64_t rtt = now_ns_ >= sent_ns ? now_ns_ - sent_ns : 0;
+    c.last_rtt_ns.store(rtt, std::memory_order_relaxed);
+    const bool slow = c.cfg.rtt_threshold_ms != 0 && rtt > c.cfg.rtt_threshold_ms * 1'000'000ull;
+    if (slow)
+        c.slow.fetch_add(1, std::memory_order_relaxed);
+    check_result(*t, !slow, 1);
+    check_publish(*t);
+    return true;
+}
+
+void worker_loop::echo_send(const tunnel_runtime& t, uint32_t seq) noexcept {
+    rte_mbuf* m = rte_pktmbuf_alloc(const_cast<rte_mempool*>(gw_.pool()));
+    if (m == nullptr) [[unlikely]]
+        return; // counts as a lost probe
+    constexpr uint16_t payload = 16;
+    constexpr uint16_t len = sizeof(rte_ipv4_hdr) + 8 + payload;
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, len));
+    if (p == nullptr) [[unlikely]] {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    echo_check& c = t.health->check;
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->type_of_service = 0;
+    ip->total_length = rte_cpu_to_be_16(len);
+    ip->packet_id = rte_cpu_to_be_16(static_cast<uint16_t>(seq));
+    ip->fragment_offset = 0;
+    ip->time_to_live = 64;
+    ip->next_proto_id = IPPROTO_ICMP;
+    ip->hdr_checksum = 0;
+    ip->src_addr = rte_cpu_to_be_32(t.check->source);
+    ip->dst_addr = rte_cpu_to_be_32(t.check->target);
+    uint8_t* icmp = p + sizeof(rte_ipv4_hdr);
+    icmp[0] = 8; // echo request
+    icmp[1] = 0;
+    icmp[2] = icmp[3] = 0;
+    icmp[4] = static_cast<uint8_t>(c.ident >> 8);
+    icmp[5] = static_cast<uint8_t>(c.ident);
+    icmp[6] = static_cast<uint8_t>(seq >> 8);
+    icmp[7] = static_cast<uint8_t>(seq);
+    std::memset(icmp + 8, 0x53, payload);
+    std::memcpy(icmp + 8, &now_ns_, sizeof now_ns_); // echoed back: the reply's RTT
+    const uint16_t sum = static_cast<uint16_t>(~rte_raw_cksum(icmp, 8 + payload));
+    std::memcpy(icmp + 2, &sum, 2);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    c.sent.fetch_add(1, std::memory_order_relaxed);
+    ++c_.injected;
+    encap_list_.push(m, t.id);
+    if (encap_list_.n >= burst_size)
+        encap(encap_list_);
 }
 
 void worker_loop::bfd_changed(const tunnel_runtime& t, const fwd::bfd_state_change& ch) noexcept {

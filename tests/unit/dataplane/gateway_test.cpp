@@ -1276,5 +1276,84 @@ TEST_F(HealthTest, BfdSettingsChangeRestartsTheSessionAndRemovingBfdBringsTheTun
     expect_balanced();
 }
 
+TEST_F(HealthTest, IcmpHealthCheckTakesItsTunnelOutAndReportsSlaFigures) {
+    start_health(false, 0);
+    tunnel_config t = gw_->writer().running().tunnels[0];
+    ASSERT_EQ(t.name, "edge-esp");
+    tunnel_check_config c;
+    c.target = ip(10, 2, 0, 9);
+    c.source = ip(10, 1, 0, 1);
+    c.interval_ms = 100;
+    c.timeout_ms = 250;
+    c.failures = 3;
+    c.rtt_threshold_ms = 150;
+    t.health_check = c;
+    change_set cs;
+    cs.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(cs));
+    auto* h = gw_->tbl().find_tunnel("edge-esp")->health.get();
+    // Probes go out through the tunnel every interval; the far host answers after `delay`.
+    auto answer = [&](uint64_t delay) {
+        for (const auto& fr : drain(wan_)) {
+            if (fr[14 + 9] != IPPROTO_ESP || be32(&fr[14 + 20]) != 0x1001)
+                continue;
+            frame inner;
+            ASSERT_EQ(peer_decap(0, fr, inner), crypto::esp_status::ok);
+            if (inner[9] != IPPROTO_ICMP || inner[20] != 8)
+                continue; // traffic, not a probe
+            EXPECT_EQ(be32(&inner[12]), c.source);
+            EXPECT_EQ(be32(&inner[16]), c.target);
+            frame reply = inner;
+            std::swap_ranges(reply.begin() + 12, reply.begin() + 16, reply.begin() + 16);
+            reply[20] = 0; // echo reply, same id/seq/payload
+            reply[22] = reply[23] = 0;
+            uint16_t sum = static_cast<uint16_t>(~rte_raw_cksum(&reply[20], reply.size() - 20));
+            std::memcpy(&reply[22], &sum, 2);
+            auto* ih = reinterpret_cast<rte_ipv4_hdr*>(reply.data());
+            ih->hdr_checksum = 0;
+            ih->hdr_checksum = rte_ipv4_cksum(ih);
+            fake_now_ns += delay;
+            send(wan_, peer_esp(0, reply));
+            step();
+        }
+    };
+    for (int k = 0; k < 10; ++k) {
+        advance(100 * ms);
+        answer(k % 2 == 0 ? 20 * ms : 40 * ms);
+    }
+    EXPECT_TRUE(tunnel_up(0));
+    EXPECT_GE(h->check.replies.load(), 9u);
+    EXPECT_EQ(h->check.loss_permille.load(), 0u);
+    EXPECT_GE(h->check.latency_ns.load(), 20 * ms);
+    EXPECT_LE(h->check.latency_ns.load(), 40 * ms);
+    EXPECT_GE(h->check.jitter_ns.load(), 15 * ms); // |40 - 20| between consecutive probes
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    EXPECT_GE(dropped(drop::probe_received), 9u);
+    // The target stops answering: three timeouts in a row take the tunnel out of service.
+    for (int k = 0; k < 6; ++k) {
+        advance(100 * ms);
+        drain(wan_);
+    }
+    EXPECT_FALSE(tunnel_up(0));
+    EXPECT_EQ(h->last_cause(), health_cause::check_down);
+    EXPECT_EQ(traffic_spi(), 0x1002u);
+    EXPECT_GT(h->check.loss_permille.load(), 0u);
+    // Answers come back, but too slowly (200 ms > 150 ms threshold): still failing.
+    for (int k = 0; k < 5; ++k) {
+        advance(100 * ms);
+        answer(200 * ms);
+    }
+    EXPECT_FALSE(tunnel_up(0));
+    EXPECT_GE(h->check.slow.load(), 3u);
+    // Three good ones in a row bring it back (hold-down 0 here).
+    for (int k = 0; k < 4; ++k) {
+        advance(100 * ms);
+        answer(10 * ms);
+    }
+    EXPECT_TRUE(tunnel_up(0));
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    expect_balanced();
+}
+
 } // namespace
 } // namespace sagd::dp
