@@ -580,6 +580,13 @@ void write_health(json_writer& j, const tunnel_config& tc, const dp::tunnel_runt
         j.member("loss_percent", c.loss_permille.load(rel) / 10.0);
         j.member("latency_us", c.latency_ns.load(rel) / 1000);
         j.member("jitter_us", c.jitter_ns.load(rel) / 1000);
+        if (k.sla) {
+            j.member("class_met", !c.browned_out.load(rel));
+            j.member("brownouts", c.brownouts.load(rel));
+            j.member("max_loss_percent", k.sla->max_loss_percent);
+            j.member("max_latency_ms", k.sla->max_latency_ms);
+            j.member("max_jitter_ms", k.sla->max_jitter_ms);
+        }
         j.end_object();
         j.end_object();
     }
@@ -823,9 +830,10 @@ http_response api::get_groups(const std::string& name) {
             const auto& m = gc.members[i];
             bool up = g != nullptr && i < g->members.size() && t.member_up(g->members[i]);
             bool held = up && !t.member_ready(g->members[i], now, g->hold_down_ns);
+            bool brown = up && g->members[i].health != nullptr && g->members[i].health->browned_out();
             j.begin_object();
             j.member("tunnel", m.tunnel).member("priority", m.priority).member("weight", m.weight);
-            j.member("state", up ? (held ? "hold-down" : "up") : "down");
+            j.member("state", up ? (held ? "hold-down" : brown ? "brown-out" : "up") : "down");
             j.end_object();
         }
         j.end_array();

@@ -897,7 +897,8 @@ class loader {
         scope hs = s.sub("health_check.", false);
         expect_map(h.value, hs, "health_check");
         fields f(h.value,
-                 {"target", "source", "interval_ms", "timeout_ms", "failures", "rtt_threshold_ms"},
+                 {"target", "source", "interval_ms", "timeout_ms", "failures", "rtt_threshold_ms",
+                  "window", "sla"},
                  hs);
         tunnel_check_config c;
         c.target = get_unicast(f.need("target"), hs);
@@ -913,6 +914,23 @@ class loader {
             c.failures = static_cast<uint32_t>(get_uint(*x, hs, 1, 100));
         if (auto* x = f.find("rtt_threshold_ms"))
             c.rtt_threshold_ms = static_cast<uint32_t>(get_uint(*x, hs, 0, 60000));
+        if (auto* x = f.find("window"))
+            c.window = static_cast<uint32_t>(get_uint(*x, hs, 10, 256));
+        if (auto* x = f.find("sla")) {
+            scope ss = hs.sub("sla.", false);
+            expect_map(x->value, ss, "sla");
+            fields sf(x->value, {"max_loss_percent", "max_latency_ms", "max_jitter_ms"}, ss);
+            sla_limits l;
+            if (auto* y = sf.find("max_loss_percent"))
+                l.max_loss_percent = static_cast<uint32_t>(get_uint(*y, ss, 1, 100));
+            if (auto* y = sf.find("max_latency_ms"))
+                l.max_latency_ms = static_cast<uint32_t>(get_uint(*y, ss, 1, 60000));
+            if (auto* y = sf.find("max_jitter_ms"))
+                l.max_jitter_ms = static_cast<uint32_t>(get_uint(*y, ss, 1, 60000));
+            if (l == sla_limits{})
+                fail(ss, mark_of(x->value), "sla: give at least one limit");
+            c.sla = l;
+        }
         return c;
     }
 
@@ -1409,6 +1427,23 @@ result<config> load_with_ports(const config& base, const std::string& section,
 
 } // namespace
 
+namespace {
+// ", sla: {max_loss_percent: 10, ...}" with the limits that are set, or "".
+std::string sla_text(const std::optional<sla_limits>& l) {
+    if (!l)
+        return {};
+    std::string out;
+    auto add = [&](const char* k, uint32_t v) {
+        if (v != 0)
+            out += std::string(out.empty() ? "" : ", ") + k + ": " + std::to_string(v);
+    };
+    add("max_loss_percent", l->max_loss_percent);
+    add("max_latency_ms", l->max_latency_ms);
+    add("max_jitter_ms", l->max_jitter_ms);
+    return ", sla: {" + out + "}";
+}
+} // namespace
+
 std::string dump_config(const config& cfg, bool with_keys) {
     std::string out;
     out += "workers: " + std::to_string(cfg.workers) + "\n";
@@ -1483,6 +1518,8 @@ std::string dump_config(const config& cfg, bool with_keys) {
                        ", timeout_ms: " + std::to_string(t.health_check->timeout_ms) +
                        ", failures: " + std::to_string(t.health_check->failures) +
                        ", rtt_threshold_ms: " + std::to_string(t.health_check->rtt_threshold_ms) +
+                       ", window: " + std::to_string(t.health_check->window) +
+                       sla_text(t.health_check->sla) +
                        "}\n";
         }
     }

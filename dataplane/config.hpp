@@ -63,6 +63,16 @@ struct tunnel_bfd_config {
 // figures it yields (loss, latency, jitter over the last 100 probes). `failures` probes in a
 // row that time out or exceed the RTT threshold take the tunnel out of service; as many good
 // ones in a row bring it back.
+// An SLA class: a tunnel whose health-check figures exceed any limit is "browned out": groups
+// prefer members that meet their class (recovery when every figure is at or below 80% of its
+// limit). 0 = that figure is not checked.
+struct sla_limits {
+    uint32_t max_loss_percent = 0;
+    uint32_t max_latency_ms = 0;
+    uint32_t max_jitter_ms = 0;
+    bool operator==(const sla_limits&) const = default;
+};
+
 struct tunnel_check_config {
     ipv4_addr target = 0;          // inner destination that answers echo requests
     ipv4_addr source = 0;          // inner source: must route back into this tunnel
@@ -70,6 +80,8 @@ struct tunnel_check_config {
     uint32_t timeout_ms = 1000;    // 10..60000
     uint32_t failures = 3;         // 1..100
     uint32_t rtt_threshold_ms = 0; // 0: off; else a slower reply counts as a failure
+    uint32_t window = 100;         // SLA figures over the last N probes (10..256)
+    std::optional<sla_limits> sla; // brown-out steering
     bool operator==(const tunnel_check_config&) const = default;
 };
 

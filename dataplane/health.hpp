@@ -65,6 +65,7 @@ struct bfd_link {
 struct echo_check {
     // Owner worker only.
     std::optional<fwd::sla_window> window;
+    std::optional<fwd::sla_classifier> classifier; // when the check has an SLA class
     tunnel_check_config cfg;
     uint64_t next_send_ns = 0;
     uint16_t ident = 0;
@@ -78,6 +79,10 @@ struct echo_check {
     std::atomic<uint32_t> loss_permille{0};
     std::atomic<uint64_t> latency_ns{0}, jitter_ns{0}, last_rtt_ns{0};
     std::atomic<uint32_t> failed_in_row_view{0};
+    // Up but not meeting its SLA class: groups prefer members that do ("brown-out").
+    std::atomic<bool> browned_out{false};
+    std::atomic<uint8_t> violations{0}; // fwd::sla_violation bits when browned out
+    std::atomic<uint64_t> brownouts{0};
 };
 
 class tunnel_health {
@@ -92,6 +97,7 @@ class tunnel_health {
         return static_cast<uint8_t>(word_.load(std::memory_order_relaxed) & health_reason_mask);
     }
     bool up() const noexcept { return down_reasons() == 0; }
+    bool browned_out() const noexcept { return check.browned_out.load(std::memory_order_relaxed); }
     // Up without a break for at least hold_down_ns at now_ns. A tunnel's first up counts as
     // matured at once (no failback to dampen: it never carried traffic and failed).
     bool matured(uint64_t now_ns, uint64_t hold_down_ns) const noexcept {

@@ -30,6 +30,19 @@ std::string cause_text(const tunnel_runtime& t) {
     return c;
 }
 
+std::string sla_text(const tunnel_health& h) {
+    uint8_t v = h.check.violations.load(std::memory_order_relaxed);
+    std::string s;
+    auto add = [&](uint8_t bit, const char* what) {
+        if ((v & bit) != 0)
+            s += std::string(s.empty() ? "" : ", ") + what;
+    };
+    add(fwd::sla_violation_loss, "loss");
+    add(fwd::sla_violation_latency, "latency");
+    add(fwd::sla_violation_jitter, "jitter");
+    return s.empty() ? "brown-out" : s;
+}
+
 } // namespace
 
 uint32_t group_active_mask(const tables& t, const group_runtime& g, uint64_t now_ns) noexcept {
@@ -177,6 +190,12 @@ void health_monitor::watch_groups(const tables& t, uint64_t now_ns) {
                     failover = true;
                     break;
                 }
+                if (tr != nullptr && tr->health && tr->health->browned_out()) {
+                    cause = "tunnel '" + tr->name + "' below its SLA class (" +
+                            sla_text(*tr->health) + ")";
+                    failover = true;
+                    break;
+                }
             }
             if (!failover)
                 for (size_t i = 0; i < g.members.size(); ++i) {
@@ -185,8 +204,13 @@ void health_monitor::watch_groups(const tables& t, uint64_t now_ns) {
                     const tunnel_runtime* tr = t.tunnel(g.members[i].hop.tunnel);
                     if (tr == nullptr || !tr->health)
                         continue;
-                    if (tr->health->up_since_ns() != 0 &&
-                        tr->health->matured(now_ns, g.hold_down_ns)) {
+                    if (st.last_cause.find("'" + tr->name + "' below its SLA class") !=
+                            std::string::npos &&
+                        !tr->health->browned_out()) {
+                        cause = "tunnel '" + tr->name + "' meets its SLA class again";
+                        failback = true;
+                    } else if (tr->health->up_since_ns() != 0 &&
+                               tr->health->matured(now_ns, g.hold_down_ns)) {
                         cause = "tunnel '" + tr->name + "' up for the hold-down (" +
                                 std::to_string(g.hold_down_ns / 1'000'000) + " ms)";
                         failback = true;

@@ -446,7 +446,9 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             const auto& c = *tc.health_check;
             if (c.target == 0 || c.source == 0 || c.target == c.source || c.interval_ms < 100 ||
                 c.interval_ms > 60000 || c.timeout_ms < 10 || c.timeout_ms > 60000 ||
-                c.failures == 0 || c.failures > 100 || c.rtt_threshold_ms > 60000)
+                c.failures == 0 || c.failures > 100 || c.rtt_threshold_ms > 60000 ||
+                c.window < 10 || c.window > fwd::sla_window::capacity ||
+                (c.sla && (c.sla->max_loss_percent > 100 || *c.sla == sla_limits{})))
                 return failure(change_error::invalid,
                                tunnel_label(tc.name) + ": health_check: invalid settings");
         }

@@ -122,12 +122,14 @@ struct tables {
     }
     // The members that carry a group's traffic at now_ns (bit i = members[i]): the highest
     // priority among members that are up and have been up for the group's hold-down, so a
-    // recovered master takes traffic back only after that. When no member has, the ones up
+    // recovered master takes traffic back only after that; members meeting their SLA class
+    // (health check) before browned-out ones. When no member has, the ones up
     // the longest (the member that took over stays until the others mature), highest
     // priority among those. 0: no member up.
     uint32_t active_members(const group_runtime& g, uint64_t now_ns) const noexcept {
-        int best = -1;
-        uint32_t mask = 0;
+        // best[0]: ready and meeting their SLA class; best[1]: ready (browned out).
+        int best[2] = {-1, -1};
+        uint32_t mask[2] = {0, 0};
         uint32_t up = 0;
         uint64_t oldest = UINT64_MAX;
         for (size_t i = 0; i < g.members.size() && i < group_runtime::max_members; ++i) {
@@ -141,27 +143,32 @@ struct tables {
                 oldest = 0;
             if (!member_ready(m, now_ns, g.hold_down_ns))
                 continue;
-            if (m.priority > best) {
-                best = m.priority;
-                mask = 0;
+            const int k = m.health != nullptr && m.health->browned_out() ? 1 : 0;
+            if (m.priority > best[k]) {
+                best[k] = m.priority;
+                mask[k] = 0;
             }
-            if (m.priority == best)
-                mask |= 1u << i;
+            if (m.priority == best[k])
+                mask[k] |= 1u << i;
         }
-        if (mask != 0 || up == 0)
-            return mask;
+        if (mask[0] != 0)
+            return mask[0];
+        if (mask[1] != 0 || up == 0)
+            return mask[1];
+        int best_up = -1;
+        uint32_t oldest_mask = 0;
         for (size_t i = 0; i < g.members.size() && i < group_runtime::max_members; ++i) {
             const auto& m = g.members[i];
             if ((up & (1u << i)) == 0 || (m.health != nullptr && m.health->up_since_ns() != oldest))
                 continue;
-            if (m.priority > best) {
-                best = m.priority;
-                mask = 0;
+            if (m.priority > best_up) {
+                best_up = m.priority;
+                oldest_mask = 0;
             }
-            if (m.priority == best)
-                mask |= 1u << i;
+            if (m.priority == best_up)
+                oldest_mask |= 1u << i;
         }
-        return mask;
+        return oldest_mask;
     }
     // Up: a LAN router member always; a tunnel member while it exists and its health is up.
     bool member_up(const group_member& m) const noexcept {

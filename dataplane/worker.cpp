@@ -524,7 +524,9 @@ uint64_t worker_loop::check_poll(const tunnel_runtime& t) noexcept {
     if (!t.check) {
         if (c.window) {
             c.window.reset();
+            c.classifier.reset();
             c.active.store(false, std::memory_order_relaxed);
+            c.browned_out.store(false, std::memory_order_relaxed);
         }
         h.set_up(health_check, health_cause::check_up, now_ns_);
         return UINT64_MAX;
@@ -532,9 +534,21 @@ uint64_t worker_loop::check_poll(const tunnel_runtime& t) noexcept {
     const uint64_t ms = 1'000'000;
     if (!c.window || c.cfg != *t.check) {
         fwd::sla_window_config wc;
-        wc.max_probes = 100;
+        wc.max_probes = t.check->window;
         wc.probe_timeout_ns = t.check->timeout_ms * ms;
         c.window.emplace(wc);
+        c.classifier.reset();
+        c.browned_out.store(false, std::memory_order_relaxed);
+        if (t.check->sla) {
+            fwd::sla_class cls;
+            cls.max_loss_percent = t.check->sla->max_loss_percent != 0
+                                       ? t.check->sla->max_loss_percent
+                                       : 100.0;
+            cls.max_latency_ns = t.check->sla->max_latency_ms * ms;
+            cls.max_jitter_ns = t.check->sla->max_jitter_ms * ms;
+            cls.min_probes = t.check->window / 2; // resolved ones: the newest may be pending
+            c.classifier.emplace(cls);
+        }
         c.cfg = *t.check;
         c.next_send_ns = now_ns_;
         c.ident = static_cast<uint16_t>(0x5300 + t.id);
@@ -578,6 +592,14 @@ void worker_loop::check_publish(const tunnel_runtime& t) noexcept {
     c.latency_ns.store(st.latency_ns, rel);
     c.jitter_ns.store(st.jitter_ns, rel);
     c.failed_in_row_view.store(c.failed_in_row, rel);
+    if (c.classifier) {
+        if (auto v = c.classifier->update(st)) {
+            c.violations.store(v->violations, rel);
+            if (!v->ok)
+                c.brownouts.fetch_add(1, rel);
+            c.browned_out.store(!v->ok, rel);
+        }
+    }
 }
 
 // An echo reply to the tunnel's health-check source with the check's identifier: taken by the

@@ -734,6 +734,42 @@ TEST(config_tunnels, bfd_inside_the_tunnel) {
             {"echo"});
 }
 
+TEST(config_tunnels, icmp_health_check_and_sla_class) {
+    const std::string hc = "    health_check: {target: 10.2.0.9, source: 10.1.0.1, interval_ms: 200,"
+                           " timeout_ms: 500, failures: 4, rtt_threshold_ms: 150, window: 20,"
+                           " sla: {max_loss_percent: 5, max_latency_ms: 80}}\nroutes:\n";
+    auto c = accepted(with("routes:\n", hc));
+    ASSERT_TRUE(c.tunnels[1].health_check);
+    const auto& h = *c.tunnels[1].health_check;
+    EXPECT_EQ(h.target, ip("10.2.0.9"));
+    EXPECT_EQ(h.source, ip("10.1.0.1"));
+    EXPECT_EQ(h.interval_ms, 200u);
+    EXPECT_EQ(h.timeout_ms, 500u);
+    EXPECT_EQ(h.failures, 4u);
+    EXPECT_EQ(h.rtt_threshold_ms, 150u);
+    EXPECT_EQ(h.window, 20u);
+    ASSERT_TRUE(h.sla);
+    EXPECT_EQ(h.sla->max_loss_percent, 5u);
+    EXPECT_EQ(h.sla->max_latency_ms, 80u);
+    EXPECT_EQ(h.sla->max_jitter_ms, 0u);
+    auto again = accepted(sagd::dump_config(c, true));
+    ASSERT_TRUE(again.tunnels[1].health_check);
+    EXPECT_EQ(*again.tunnels[1].health_check, h);
+    auto d = accepted(with("routes:\n", "    health_check: {target: 10.2.0.9, source: 10.1.0.1}\nroutes:\n"));
+    EXPECT_EQ(d.tunnels[1].health_check->interval_ms, 1000u);
+    EXPECT_FALSE(d.tunnels[1].health_check->sla);
+    refused(with("routes:\n", "    health_check: {target: 10.2.0.9, source: 10.2.0.9}\nroutes:\n"),
+            {"health_check.source 10.2.0.9 is the target"});
+    refused(with("routes:\n", "    health_check: {target: 10.2.0.9, source: 10.1.0.1, interval_ms: 99}\nroutes:\n"),
+            {"health_check.interval_ms 99 out of range 100..60000"});
+    refused(with("routes:\n", "    health_check: {target: 10.2.0.9, source: 10.1.0.1, window: 300}\nroutes:\n"),
+            {"health_check.window 300 out of range 10..256"});
+    refused(with("routes:\n", "    health_check: {target: 10.2.0.9, source: 10.1.0.1, sla: {}}\nroutes:\n"),
+            {"sla: give at least one limit"});
+    refused(with("routes:\n", "    health_check: {target: 10.2.0.9}\nroutes:\n"),
+            {"health_check.source", "required"});
+}
+
 TEST(config_routes, tunnel_must_exist) {
     refused(with("    tunnel: ccn-edge-2\n", "    tunnel: ccn-edge-9\n"),
             {"routes[1] '10.4.0.0/16': tunnel 'ccn-edge-9' is not a tunnel"});

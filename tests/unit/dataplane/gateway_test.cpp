@@ -1355,5 +1355,75 @@ TEST_F(HealthTest, IcmpHealthCheckTakesItsTunnelOutAndReportsSlaFigures) {
     expect_balanced();
 }
 
+TEST_F(HealthTest, BrownOutMovesTrafficToTheMemberThatMeetsTheSlaClass) {
+    start_health(false, 0);
+    tunnel_config t = gw_->writer().running().tunnels[0];
+    tunnel_check_config c;
+    c.target = ip(10, 2, 0, 9);
+    c.source = ip(10, 1, 0, 1);
+    c.interval_ms = 100;
+    c.timeout_ms = 150;
+    c.failures = 3;
+    c.window = 10;
+    c.sla = sla_limits{20, 0, 0}; // at most 20% loss
+    t.health_check = c;
+    change_set cs;
+    cs.put_tunnels.push_back(t);
+    ASSERT_FALSE(gw_->apply(cs));
+    auto* h = gw_->tbl().find_tunnel("edge-esp")->health.get();
+    // Answers the probes waiting on the WAN ring, all or every other one.
+    unsigned n = 0;
+    auto answer = [&](bool every_other) {
+        for (const auto& fr : drain(wan_)) {
+            if (fr[14 + 9] != IPPROTO_ESP || be32(&fr[14 + 20]) != 0x1001)
+                continue;
+            frame inner;
+            ASSERT_EQ(peer_decap(0, fr, inner), crypto::esp_status::ok);
+            if (inner[9] != IPPROTO_ICMP || inner[20] != 8 || (every_other && n++ % 2 == 1))
+                continue;
+            frame reply = inner;
+            std::swap_ranges(reply.begin() + 12, reply.begin() + 16, reply.begin() + 16);
+            reply[20] = 0;
+            reply[22] = reply[23] = 0;
+            uint16_t sum = static_cast<uint16_t>(~rte_raw_cksum(&reply[20], reply.size() - 20));
+            std::memcpy(&reply[22], &sum, 2);
+            auto* ih = reinterpret_cast<rte_ipv4_hdr*>(reply.data());
+            ih->hdr_checksum = 0;
+            ih->hdr_checksum = rte_ipv4_cksum(ih);
+            fake_now_ns += 5 * ms;
+            send(wan_, peer_esp(0, reply));
+            step();
+        }
+    };
+    for (int k = 0; k < 12; ++k) {
+        advance(100 * ms);
+        answer(false);
+    }
+    EXPECT_FALSE(h->browned_out());
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    // Half the probes lost: up (never three in a row), but below its class.
+    for (int k = 0; k < 14 && !h->browned_out(); ++k) {
+        advance(100 * ms);
+        answer(true);
+    }
+    EXPECT_TRUE(h->browned_out());
+    EXPECT_TRUE(tunnel_up(0));
+    EXPECT_EQ(traffic_spi(), 0x1002u);
+    EXPECT_NE(gw_->health().group("ccn")->last_cause.find("below its SLA class (loss)"),
+              std::string::npos)
+        << gw_->health().group("ccn")->last_cause;
+    // Clean again: once the window's loss is <= 16% (80% of the limit), back to the master.
+    for (int k = 0; k < 14 && h->browned_out(); ++k) {
+        advance(100 * ms);
+        answer(false);
+    }
+    EXPECT_FALSE(h->browned_out());
+    EXPECT_EQ(traffic_spi(), 0x1001u);
+    EXPECT_EQ(h->check.brownouts.load(), 1u);
+    EXPECT_EQ(gw_->health().group("ccn")->last_cause, "tunnel 'edge-esp' meets its SLA class again");
+    EXPECT_EQ(gw_->health().group("ccn")->failbacks, 1u);
+    expect_balanced();
+}
+
 } // namespace
 } // namespace sagd::dp
