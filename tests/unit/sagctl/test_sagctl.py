@@ -345,6 +345,34 @@ class SagctlTest(unittest.TestCase):
         self.assertEqual(self.only_request()["path"], "/v1/groups/ccn")
         self.row(out, "ccn", "*", "ccn-edge-1", "10", "1", "up")
 
+    def test_show_bfd_and_sla(self):
+        health = {"state": "down", "down_reasons": ["bfd"], "last_change_cause": "bfd down",
+                  "bfd": {"local": "169.254.1.1", "remote": "169.254.1.2", "state": "down",
+                          "remote_state": "up", "diag": "control_detection_expired",
+                          "local_discriminator": 7, "remote_discriminator": 9,
+                          "transmit_interval_ms": 100, "receive_interval_ms": 100,
+                          "detect_multiplier": 3, "rx": 50, "tx": 60, "rx_dropped": 2,
+                          "up_transitions": 1, "down_transitions": 1},
+                  "health_check": {"target": "169.254.1.2", "source": "169.254.1.1", "state": "ok",
+                                   "sent": 40, "replies": 28, "timeouts": 12,
+                                   "sla": {"loss_percent": 30.0, "latency_us": 1500, "jitter_us": 400,
+                                           "class_met": False}}}
+        self.server.canned[("GET", "/v1/tunnels")] = (200, {"tunnels": [
+            {"name": "edge-a", "health": health}, {"name": "edge-b", "health": {"state": "up"}}]},
+            "application/json")
+        out, _ = self.ok("show", "bfd")
+        self.assertEqual(self.only_request()["path"], "/v1/tunnels")
+        self.row(out, "edge-a", "down", "up", "169.254.1.1", "169.254.1.2", "7", "9",
+                 "control_detection_expired", "100/100x3", "50", "60", "2", "1", "1", "bfd", "down")
+        self.assertNotIn("edge-b", out)   # no BFD there
+        self.server.requests.clear()
+        out, _ = self.ok("show", "sla")
+        self.row(out, "edge-a", "ok", "169.254.1.1", "->", "169.254.1.2", "40", "28", "12", "30.0", "1500", "400", "no")
+        self.server.requests.clear()
+        out, _ = self.ok("show", "tunnels")
+        self.row(out, "edge-a", "down", "(bfd)")
+        self.row(out, "edge-b", "up")
+
     def test_show_routes_table(self):
         out, err = self.ok("show", "routes")
         r = self.only_request()
