@@ -135,6 +135,19 @@ int tunnel_cb(const dp::gateway& gw, const char* params, rte_tel_data* d) {
         add_u64(d, "bad_next_header", s.bad_next_header);
         add_u64(d, "malformed", s.malformed);
         add_u64(d, "outbound_seq", s.outbound_seq);
+        // Health (issue 5): in service or not, why, and how often it changed.
+        if (t.health) {
+            const dp::tunnel_health& h = *t.health;
+            rte_tel_data_add_dict_string(d, "state", h.up() ? "up" : "down");
+            std::string why;
+            for (uint8_t bit = 1; bit != 0; bit = static_cast<uint8_t>(bit << 1))
+                if ((h.down_reasons() & bit) != 0)
+                    why += std::string(why.empty() ? "" : ",") + dp::health_reason_name(bit);
+            rte_tel_data_add_dict_string(d, "down_reasons", why.c_str());
+            rte_tel_data_add_dict_string(d, "last_cause", dp::to_string(h.last_cause()));
+            add_u64(d, "downs", h.downs());
+            add_u64(d, "ups", h.ups());
+        }
         return 0;
     }
     return -EINVAL;

@@ -24,6 +24,8 @@ t=$(it_sagd_telemetry /sagd/tunnel,ccn-edge-1) || it_fail "no tunnel counters"
 it_log "sagd tunnel: $t"
 "$IT_PY" -c 'import json,sys; t=list(json.loads(sys.argv[1]).values())[0]; sys.exit(not (t["rx_packets"] > 16 and t["icv_fail"] == 0 and t["replay"] == 0))' "$t" \
     || it_fail "sagd did not accept the edge's packets across the sequence wrap"
+"$IT_PY" -c 'import json,sys; t=list(json.loads(sys.argv[1]).values())[0]; sys.exit(not (t["state"] == "up" and t["down_reasons"] == "" and t["downs"] == 0))' "$t" \
+    || it_fail "telemetry: a tunnel without BFD or checks should be up, never down"
 s=$(it_esp_edge_stats edge) && it_log "edge: $s"
 [ "$(it_stat "$s" drop_auth)" = 0 ] || it_fail "edge saw ICV failures on sagd's ESN ESP"
 [ "$(it_stat "$s" out_seq_next)" -gt 4294967312 ] || it_fail "the edge's sequence numbers did not cross 2^32 (test too short)"
