@@ -8,6 +8,7 @@
 #include <string>
 
 #include "forwarding/fib4.hpp" // format_ipv4
+#include "forwarding/fib6.hpp" // format_ipv6
 
 namespace sagd::fwd {
 
@@ -33,20 +34,28 @@ const char* to_string(neighbour_state s) noexcept {
 
 namespace {
 
-neighbour_key make_key(uint16_t port, uint32_t ip) noexcept {
+template <typename Addr> basic_neighbour_key<Addr> make_key(uint16_t port, const Addr& ip) noexcept {
     return {ip, port, 0};
 }
 
-std::string describe(uint16_t port, uint32_t ip) {
-    return "neighbour " + format_ipv4(ip) + " on port " + std::to_string(port);
+std::string format_addr(uint32_t ip) {
+    return format_ipv4(ip);
+}
+std::string format_addr(const ipv6_bytes& ip) {
+    return format_ipv6(ip);
+}
+
+template <typename Addr> std::string describe(uint16_t port, const Addr& ip) {
+    return "neighbour " + format_addr(ip) + " on port " + std::to_string(port);
 }
 
 constexpr mac_bytes zero_mac{};
 
 } // namespace
 
-result<std::unique_ptr<neighbour_table>>
-neighbour_table::create(uint32_t capacity, neighbour_timers t, int socket_id) {
+template <typename Addr>
+result<std::unique_ptr<basic_neighbour_table<Addr>>>
+basic_neighbour_table<Addr>::create(uint32_t capacity, neighbour_timers t, int socket_id) {
     if (capacity < 8 || capacity > (1u << 22))
         return error{errc::invalid_argument, "neighbour table: capacity must be 8..4194304"};
     if (t.max_requests == 0)
@@ -56,7 +65,7 @@ neighbour_table::create(uint32_t capacity, neighbour_timers t, int socket_id) {
     rte_hash_parameters p{};
     p.name = name.c_str();
     p.entries = capacity;
-    p.key_len = sizeof(neighbour_key);
+    p.key_len = sizeof(basic_neighbour_key<Addr>);
     p.hash_func = rte_jhash;
     p.hash_func_init_val = 0;
     p.socket_id = socket_id;
@@ -67,10 +76,10 @@ neighbour_table::create(uint32_t capacity, neighbour_timers t, int socket_id) {
     if (h == nullptr)
         return error{errc::dpdk_error, "neighbour table: rte_hash_create failed: " +
                                            std::string(rte_strerror(rte_errno))};
-    std::unique_ptr<neighbour_table> t_(new neighbour_table());
+    std::unique_ptr<basic_neighbour_table> t_(new basic_neighbour_table());
     t_->hash_ = h;
     t_->capacity_ = capacity;
-    t_->slots_.reset(new neighbour_entry[capacity]);
+    t_->slots_.reset(new entry[capacity]);
     t_->timers_ = t;
     t_->free_.reserve(capacity);
     for (uint32_t i = capacity; i-- > 0;)
@@ -78,22 +87,24 @@ neighbour_table::create(uint32_t capacity, neighbour_timers t, int socket_id) {
     return t_;
 }
 
-neighbour_table::~neighbour_table() {
+template <typename Addr> basic_neighbour_table<Addr>::~basic_neighbour_table() {
     rte_hash_free(hash_);
 }
 
-const neighbour_entry* neighbour_table::lookup(uint16_t port, uint32_t ip) const noexcept {
-    neighbour_key k = make_key(port, ip);
+template <typename Addr>
+const typename basic_neighbour_table<Addr>::entry* basic_neighbour_table<Addr>::lookup(uint16_t port, const Addr& ip) const noexcept {
+    basic_neighbour_key<Addr> k = make_key(port, ip);
     void* data = nullptr;
     if (rte_hash_lookup_data(hash_, &k, &data) < 0) [[unlikely]]
         return nullptr;
     return &slots_[reinterpret_cast<uintptr_t>(data)];
 }
 
-void neighbour_table::lookup_bulk(const uint16_t* ports, const uint32_t* ips, unsigned n,
-                                  const neighbour_entry** out) const noexcept {
+template <typename Addr>
+void basic_neighbour_table<Addr>::lookup_bulk(const uint16_t* ports, const Addr* ips, unsigned n,
+                                  const entry** out) const noexcept {
     constexpr unsigned chunk = RTE_HASH_LOOKUP_BULK_MAX;
-    neighbour_key keys[chunk];
+    basic_neighbour_key<Addr> keys[chunk];
     const void* kp[chunk];
     void* data[chunk];
     for (unsigned base = 0; base < n; base += chunk) {
@@ -111,18 +122,20 @@ void neighbour_table::lookup_bulk(const uint16_t* ports, const uint32_t* ips, un
     }
 }
 
-neighbour_entry* neighbour_table::find(uint16_t port, uint32_t ip) const noexcept {
-    return const_cast<neighbour_entry*>(lookup(port, ip));
+template <typename Addr>
+typename basic_neighbour_table<Addr>::entry* basic_neighbour_table<Addr>::find(uint16_t port, const Addr& ip) const noexcept {
+    return const_cast<entry*>(lookup(port, ip));
 }
 
-result<neighbour_entry*> neighbour_table::insert(uint16_t port, uint32_t ip) {
+template <typename Addr>
+result<typename basic_neighbour_table<Addr>::entry*> basic_neighbour_table<Addr>::insert(uint16_t port, const Addr& ip) {
     if (free_.empty())
         reclaim();
     if (free_.empty())
         return error{errc::table_full, describe(port, ip) + ": neighbour table full (" +
                                            std::to_string(capacity_) + " entries)"};
     uint32_t slot = free_.back();
-    neighbour_entry& e = slots_[slot];
+    entry& e = slots_[slot];
     e.port_ = port;
     e.ip_ = ip;
     e.updated_ms = 0;
@@ -130,7 +143,7 @@ result<neighbour_entry*> neighbour_table::insert(uint16_t port, uint32_t ip) {
     e.requests = 0;
     e.used_.store(0, std::memory_order_relaxed);
     e.publish(zero_mac, neighbour_state::incomplete);
-    neighbour_key k = make_key(port, ip);
+    basic_neighbour_key<Addr> k = make_key(port, ip);
     // The key becomes visible to readers here, after the entry is initialised.
     int rc = rte_hash_add_key_data(hash_, &k, reinterpret_cast<void*>(uintptr_t{slot}));
     if (rc < 0)
@@ -144,9 +157,10 @@ result<neighbour_entry*> neighbour_table::insert(uint16_t port, uint32_t ip) {
     return &e;
 }
 
-void neighbour_table::erase(neighbour_entry& e) {
+template <typename Addr>
+void basic_neighbour_table<Addr>::erase(entry& e) {
     e.publish(zero_mac, neighbour_state::none);
-    neighbour_key k = make_key(e.port_, e.ip_);
+    basic_neighbour_key<Addr> k = make_key(e.port_, e.ip_);
     int32_t pos = rte_hash_del_key(hash_, &k);
     if (pos >= 0)
         e.hash_pos_ = static_cast<uint32_t>(pos);
@@ -156,7 +170,8 @@ void neighbour_table::erase(neighbour_entry& e) {
     parked_.push_back({slot, qsbr_ ? rte_rcu_qsbr_start(qsbr_) : 0});
 }
 
-void neighbour_table::reclaim() {
+template <typename Addr>
+void basic_neighbour_table<Addr>::reclaim() {
     if (qsbr_ == nullptr)
         return;
     size_t kept = 0;
@@ -171,7 +186,8 @@ void neighbour_table::reclaim() {
     parked_.resize(kept);
 }
 
-void neighbour_table::reclaim_all() {
+template <typename Addr>
+void basic_neighbour_table<Addr>::reclaim_all() {
     for (auto& p : parked_) {
         rte_hash_free_key_with_position(hash_, static_cast<int32_t>(slots_[p.slot].hash_pos_));
         free_.push_back(p.slot);
@@ -179,9 +195,10 @@ void neighbour_table::reclaim_all() {
     parked_.clear();
 }
 
-result<learn_outcome> neighbour_table::learn(uint16_t port, uint32_t ip, const mac_bytes& mac,
+template <typename Addr>
+result<learn_outcome> basic_neighbour_table<Addr>::learn(uint16_t port, const Addr& ip, const mac_bytes& mac,
                                              uint64_t now, bool for_us) {
-    neighbour_entry* e = find(port, ip);
+    entry* e = find(port, ip);
     learn_outcome outcome = learn_outcome::updated;
     if (e == nullptr) {
         if (!for_us)
@@ -205,8 +222,9 @@ result<learn_outcome> neighbour_table::learn(uint16_t port, uint32_t ip, const m
     return outcome;
 }
 
-bool neighbour_table::resolve_wanted(uint16_t port, uint32_t ip, uint64_t now) {
-    neighbour_entry* e = find(port, ip);
+template <typename Addr>
+bool basic_neighbour_table<Addr>::resolve_wanted(uint16_t port, const Addr& ip, uint64_t now) {
+    entry* e = find(port, ip);
     if (e == nullptr) {
         auto r = insert(port, ip);
         if (!r) {
@@ -247,8 +265,9 @@ bool neighbour_table::resolve_wanted(uint16_t port, uint32_t ip, uint64_t now) {
     }
 }
 
-status neighbour_table::add_static(uint16_t port, uint32_t ip, const mac_bytes& mac) {
-    neighbour_entry* e = find(port, ip);
+template <typename Addr>
+status basic_neighbour_table<Addr>::add_static(uint16_t port, const Addr& ip, const mac_bytes& mac) {
+    entry* e = find(port, ip);
     if (e == nullptr) {
         auto r = insert(port, ip);
         if (!r)
@@ -260,17 +279,19 @@ status neighbour_table::add_static(uint16_t port, uint32_t ip, const mac_bytes& 
     return ok();
 }
 
-status neighbour_table::remove(uint16_t port, uint32_t ip) {
-    neighbour_entry* e = find(port, ip);
+template <typename Addr>
+status basic_neighbour_table<Addr>::remove(uint16_t port, const Addr& ip) {
+    entry* e = find(port, ip);
     if (e == nullptr)
         return error{errc::not_found, describe(port, ip) + ": not found"};
     erase(*e);
     return ok();
 }
 
-void neighbour_table::flush(uint16_t port, bool include_static) {
+template <typename Addr>
+void basic_neighbour_table<Addr>::flush(uint16_t port, bool include_static) {
     for (uint32_t i = 0; i < capacity_; ++i) {
-        neighbour_entry& e = slots_[i];
+        entry& e = slots_[i];
         if (!e.in_use_ || e.port_ != port)
             continue;
         if (!include_static && e.read().state == neighbour_state::permanent)
@@ -279,8 +300,9 @@ void neighbour_table::flush(uint16_t port, bool include_static) {
     }
 }
 
-neighbour_table::age_action neighbour_table::age_one(neighbour_entry& e, uint64_t now) {
-    auto retry = [&](neighbour_entry& x) {
+template <typename Addr>
+typename basic_neighbour_table<Addr>::age_action basic_neighbour_table<Addr>::age_one(entry& e, uint64_t now) {
+    auto retry = [&](entry& x) {
         if (now - x.last_request_ms < timers_.retrans_ms)
             return age_action::none;
         if (x.requests < timers_.max_requests) {
@@ -321,5 +343,8 @@ neighbour_table::age_action neighbour_table::age_one(neighbour_entry& e, uint64_
     }
     return age_action::none;
 }
+
+template class basic_neighbour_table<uint32_t>;
+template class basic_neighbour_table<ipv6_bytes>;
 
 } // namespace sagd::fwd

@@ -1,4 +1,7 @@
-// IPv4 neighbour (ARP, RFC 826) table keyed by (port index, IPv4 host order).
+// Neighbour tables keyed by (port index, address): IPv4 (ARP, RFC 826; host-order uint32) as
+// `neighbour_table`, IPv6 (ND, RFC 4861; 16 bytes, network order) as `neighbour6_table`. One
+// template, the same states and timers for both (RFC 4861 7.3.2's INCOMPLETE / REACHABLE /
+// STALE / PROBE map onto the ARP states here; DELAY is folded into STALE-in-use -> PROBE).
 // Readers (workers) look entries up without locks: the key index is an rte_hash with
 // lock-free reader/writer concurrency, and each entry publishes MAC + state in one 64-bit
 // atomic word. There is ONE writer (the control thread); it drives time with an explicit
@@ -46,7 +49,11 @@ struct neighbour_view { // what a reader sees, from one atomic load
     bool usable() const noexcept { return fwd::usable(state); }
 };
 
-class neighbour_entry {
+using ipv6_bytes = std::array<uint8_t, 16>;
+
+template <typename Addr> class basic_neighbour_table;
+
+template <typename Addr> class basic_neighbour_entry {
   public:
     // Reader side.
     neighbour_view read() const noexcept {
@@ -63,7 +70,7 @@ class neighbour_entry {
             used_.store(1, std::memory_order_relaxed);
     }
     uint16_t port() const noexcept { return port_; }
-    uint32_t ip() const noexcept { return ip_; }
+    const Addr& ip() const noexcept { return ip_; }
 
     // Writer-side bookkeeping (the control thread only; readable in for_each).
     uint64_t updated_ms = 0;      // last confirmation / state change
@@ -71,7 +78,7 @@ class neighbour_entry {
     uint8_t requests = 0;         // requests sent in the current incomplete/probe round
 
   private:
-    friend class neighbour_table;
+    friend class basic_neighbour_table<Addr>;
     void publish(const mac_bytes& mac, neighbour_state s) noexcept {
         uint64_t w = 0;
         std::memcpy(&w, mac.data(), 6);
@@ -81,16 +88,18 @@ class neighbour_entry {
     std::atomic<uint64_t> word_{0};
     mutable std::atomic<uint8_t> used_{0};
     uint16_t port_ = 0;
-    uint32_t ip_ = 0;
+    Addr ip_{};
     uint32_t hash_pos_ = 0;
     bool in_use_ = false;
 };
 
-struct neighbour_key { // rte_hash key: 8 bytes, padding zeroed
-    uint32_t ip;
+template <typename Addr> struct basic_neighbour_key { // rte_hash key, no padding
+    Addr ip;
     uint16_t port;
     uint16_t zero;
 };
+static_assert(sizeof(basic_neighbour_key<uint32_t>) == 8);
+static_assert(sizeof(basic_neighbour_key<ipv6_bytes>) == 20);
 
 struct neighbour_timers {
     uint64_t reachable_ms = 30'000;   // REACHABLE -> STALE
@@ -102,42 +111,43 @@ struct neighbour_timers {
 
 enum class learn_outcome : uint8_t { ignored, created, updated, refreshed };
 
-class neighbour_table {
+template <typename Addr> class basic_neighbour_table {
   public:
+    using entry = basic_neighbour_entry<Addr>;
     static constexpr uint32_t default_capacity = 65536;
-    static result<std::unique_ptr<neighbour_table>>
+    static result<std::unique_ptr<basic_neighbour_table>>
     create(uint32_t capacity = default_capacity, neighbour_timers t = {}, int socket_id = -1);
-    ~neighbour_table();
-    neighbour_table(const neighbour_table&) = delete;
-    neighbour_table& operator=(const neighbour_table&) = delete;
+    ~basic_neighbour_table();
+    basic_neighbour_table(const basic_neighbour_table&) = delete;
+    basic_neighbour_table& operator=(const basic_neighbour_table&) = delete;
 
     // ---- reader side (any thread, lock-free) ----
-    const neighbour_entry* lookup(uint16_t port, uint32_t ip) const noexcept;
+    const entry* lookup(uint16_t port, const Addr& ip) const noexcept;
     // out[i] = entry or nullptr. Any n (processed in chunks of 64).
-    void lookup_bulk(const uint16_t* ports, const uint32_t* ips, unsigned n,
-                     const neighbour_entry** out) const noexcept;
+    void lookup_bulk(const uint16_t* ports, const Addr* ips, unsigned n,
+                     const entry** out) const noexcept;
 
     // ---- writer side (the control thread only) ----
     // RFC 826 merge: if (port, ip) exists, update its MAC and mark it reachable; otherwise
     // create it only when the packet was addressed to us (for_us = target IP is ours).
     // Permanent entries are left alone (ignored).
-    result<learn_outcome> learn(uint16_t port, uint32_t ip, const mac_bytes& mac, uint64_t now,
+    result<learn_outcome> learn(uint16_t port, const Addr& ip, const mac_bytes& mac, uint64_t now,
                                 bool for_us);
     // A packet wants (port, ip). Returns true when the caller should send an ARP request now:
     // creates an INCOMPLETE entry, then at most one request per retrans_ms, up to
     // max_requests, then FAILED for failed_hold_ms. False for usable entries or when full.
-    bool resolve_wanted(uint16_t port, uint32_t ip, uint64_t now);
-    status add_static(uint16_t port, uint32_t ip, const mac_bytes& mac);
-    status remove(uint16_t port, uint32_t ip); // any entry, static included
+    bool resolve_wanted(uint16_t port, const Addr& ip, uint64_t now);
+    status add_static(uint16_t port, const Addr& ip, const mac_bytes& mac);
+    status remove(uint16_t port, const Addr& ip); // any entry, static included
     // Removes dynamic entries of `port` (and static ones too when asked).
     void flush(uint16_t port, bool include_static = false);
-    // Ages entries; `send_request(const neighbour_entry&)` is called for every entry the
+    // Ages entries; `send_request(const entry&)` is called for every entry the
     // caller should send an ARP request for (stale entries in use, incomplete retries).
     template <typename F> void age(uint64_t now, F&& send_request);
     template <typename F> void for_each(F&& f) const {
         for (uint32_t i = 0; i < capacity_; ++i)
             if (slots_[i].in_use_)
-                f(static_cast<const neighbour_entry&>(slots_[i]));
+                f(static_cast<const entry&>(slots_[i]));
     }
 
     // Slot reuse. attach_qsbr: reuse removed slots once every reader reported quiescent.
@@ -151,12 +161,12 @@ class neighbour_table {
     const neighbour_timers& timers() const noexcept { return timers_; }
 
   private:
-    neighbour_table() = default;
-    neighbour_entry* find(uint16_t port, uint32_t ip) const noexcept;
-    result<neighbour_entry*> insert(uint16_t port, uint32_t ip);
-    void erase(neighbour_entry& e);
+    basic_neighbour_table() = default;
+    entry* find(uint16_t port, const Addr& ip) const noexcept;
+    result<entry*> insert(uint16_t port, const Addr& ip);
+    void erase(entry& e);
     enum class age_action : uint8_t { none, request, erase };
-    age_action age_one(neighbour_entry& e, uint64_t now);
+    age_action age_one(entry& e, uint64_t now);
 
     struct parked {
         uint32_t slot;
@@ -164,7 +174,7 @@ class neighbour_table {
     };
     rte_hash* hash_ = nullptr;
     uint32_t capacity_ = 0;
-    std::unique_ptr<neighbour_entry[]> slots_;
+    std::unique_ptr<entry[]> slots_;
     std::vector<uint32_t> free_;
     std::vector<parked> parked_;
     rte_rcu_qsbr* qsbr_ = nullptr;
@@ -173,17 +183,19 @@ class neighbour_table {
     uint64_t full_misses_ = 0;
 };
 
-template <typename F> void neighbour_table::age(uint64_t now, F&& send_request) {
+template <typename Addr>
+template <typename F>
+void basic_neighbour_table<Addr>::age(uint64_t now, F&& send_request) {
     reclaim();
     for (uint32_t i = 0; i < capacity_; ++i) {
-        neighbour_entry& e = slots_[i];
+        entry& e = slots_[i];
         if (!e.in_use_)
             continue;
         switch (age_one(e, now)) {
         case age_action::none:
             break;
         case age_action::request:
-            send_request(static_cast<const neighbour_entry&>(e));
+            send_request(static_cast<const entry&>(e));
             break;
         case age_action::erase:
             erase(e);
@@ -191,5 +203,12 @@ template <typename F> void neighbour_table::age(uint64_t now, F&& send_request) 
         }
     }
 }
+
+using neighbour_entry = basic_neighbour_entry<uint32_t>;
+using neighbour_table = basic_neighbour_table<uint32_t>;
+using neighbour6_entry = basic_neighbour_entry<ipv6_bytes>;
+using neighbour6_table = basic_neighbour_table<ipv6_bytes>;
+extern template class basic_neighbour_table<uint32_t>;
+extern template class basic_neighbour_table<ipv6_bytes>;
 
 } // namespace sagd::fwd

@@ -1,22 +1,37 @@
 #include "forwarding/next_hop.hpp"
 
 #include <atomic>
+#include <cstring>
 #include <string>
 
 namespace sagd::fwd {
 
-next_hop_table::next_hop_table(uint32_t capacity)
-    : capacity_(capacity < 2 ? 2 : capacity), entries_(new next_hop[capacity_]()),
+namespace {
+uint64_t hash_gateway(const next_hop& nh) noexcept {
+    return uint64_t{nh.gateway};
+}
+uint64_t hash_gateway(const next_hop6& nh) noexcept {
+    uint64_t a, b;
+    std::memcpy(&a, nh.gateway.data(), 8);
+    std::memcpy(&b, nh.gateway.data() + 8, 8);
+    return a ^ (b * 0xc4ceb9fe1a85ec53ULL);
+}
+} // namespace
+
+template <typename NH>
+basic_next_hop_table<NH>::basic_next_hop_table(uint32_t capacity)
+    : capacity_(capacity < 2 ? 2 : capacity), entries_(new NH[capacity_]()),
       refs_(capacity_, 0) {}
 
-size_t next_hop_table::hasher::operator()(const next_hop& nh) const noexcept {
+template <typename NH>
+size_t basic_next_hop_table<NH>::hasher::operator()(const NH& nh) const noexcept {
     uint64_t h =
-        static_cast<uint64_t>(nh.kind) | (uint64_t{nh.port} << 8) | (uint64_t{nh.gateway} << 24);
+        static_cast<uint64_t>(nh.kind) | (uint64_t{nh.port} << 8) | (hash_gateway(nh) << 24);
     h ^= uint64_t{nh.tunnel} * 0x9e3779b97f4a7c15ULL;
     return static_cast<size_t>(h * 0xff51afd7ed558ccdULL);
 }
 
-result<uint32_t> next_hop_table::acquire(const next_hop& nh) {
+template <typename NH> result<uint32_t> basic_next_hop_table<NH>::acquire(const NH& nh) {
     if (auto it = index_.find(nh); it != index_.end()) {
         ++refs_[it->second];
         return it->second;
@@ -40,7 +55,7 @@ result<uint32_t> next_hop_table::acquire(const next_hop& nh) {
     return id;
 }
 
-status next_hop_table::release(uint32_t id) {
+template <typename NH> status basic_next_hop_table<NH>::release(uint32_t id) {
     if (id == no_route_id || id >= capacity_ || refs_[id] == 0)
         return error{errc::not_found, "next hop " + std::to_string(id) + ": not in use"};
     if (--refs_[id] == 0) {
@@ -51,9 +66,12 @@ status next_hop_table::release(uint32_t id) {
     return ok();
 }
 
-void next_hop_table::reclaim() {
+template <typename NH> void basic_next_hop_table<NH>::reclaim() {
     free_.insert(free_.end(), parked_.begin(), parked_.end());
     parked_.clear();
 }
+
+template class basic_next_hop_table<next_hop>;
+template class basic_next_hop_table<next_hop6>;
 
 } // namespace sagd::fwd

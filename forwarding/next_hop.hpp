@@ -3,6 +3,7 @@
 // written before their id is published and are never moved).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <type_traits>
@@ -32,22 +33,34 @@ struct next_hop {
 static_assert(sizeof(next_hop) == 12);
 static_assert(std::is_trivially_copyable_v<next_hop>);
 
+// An IPv6 route's next hop: the same kinds, with a 16-byte gateway (network order). IPv6
+// routes have their own FIB and their own id space (next_hop6_table).
+struct next_hop6 {
+    next_hop_kind kind = next_hop_kind::drop;
+    uint16_t port = 0;
+    uint32_t tunnel = 0;
+    std::array<uint8_t, 16> gateway{};
+    bool operator==(const next_hop6&) const = default;
+};
+static_assert(sizeof(next_hop6) == 24);
+static_assert(std::is_trivially_copyable_v<next_hop6>);
+
 // Id 0 is reserved: the FIB's "no route" value (see fib4::no_route). It reads as a drop.
 inline constexpr uint32_t no_route_id = 0;
 
-class next_hop_table {
+template <typename NH> class basic_next_hop_table {
   public:
-    explicit next_hop_table(uint32_t capacity = 65536);
+    explicit basic_next_hop_table(uint32_t capacity = 65536);
 
     // Returns the id of an identical next hop (taking one more reference) or a new id.
-    result<uint32_t> acquire(const next_hop& nh);
+    result<uint32_t> acquire(const NH& nh);
     // Drops one reference. An id whose count reaches zero is parked: it is handed out again
     // only after reclaim(), which the owner calls once readers are quiescent (RCU/QSBR).
     status release(uint32_t id);
     void reclaim();
 
     // Worker side. Unknown ids read as drop.
-    const next_hop& get(uint32_t id) const noexcept {
+    const NH& get(uint32_t id) const noexcept {
         return id < capacity_ ? entries_[id] : entries_[no_route_id];
     }
     uint32_t refcount(uint32_t id) const noexcept { return id < capacity_ ? refs_[id] : 0; }
@@ -56,16 +69,21 @@ class next_hop_table {
 
   private:
     struct hasher {
-        size_t operator()(const next_hop& nh) const noexcept;
+        size_t operator()(const NH& nh) const noexcept;
     };
     uint32_t capacity_;
-    std::unique_ptr<next_hop[]> entries_; // fixed: never reallocated under readers
+    std::unique_ptr<NH[]> entries_; // fixed: never reallocated under readers
     std::vector<uint32_t> refs_;
-    std::unordered_map<next_hop, uint32_t, hasher> index_;
+    std::unordered_map<NH, uint32_t, hasher> index_;
     std::vector<uint32_t> free_;   // reusable ids
     std::vector<uint32_t> parked_; // released, waiting for reclaim()
     uint32_t next_fresh_ = 1;
     uint32_t live_ = 0;
 };
+
+using next_hop_table = basic_next_hop_table<next_hop>;
+using next_hop6_table = basic_next_hop_table<next_hop6>;
+extern template class basic_next_hop_table<next_hop>;
+extern template class basic_next_hop_table<next_hop6>;
 
 } // namespace sagd::fwd
