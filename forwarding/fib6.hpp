@@ -22,12 +22,11 @@
 #include <vector>
 
 #include "forwarding/fib4.hpp" // route_origin, default_distance
+#include "forwarding/ipv6_addr.hpp"
 #include "forwarding/next_hop.hpp"
 #include "forwarding/result.hpp"
 
 namespace sagd::fwd {
-
-using ipv6_bytes = std::array<uint8_t, 16>;
 
 struct fib6_config {
     std::string name = "fib6";
@@ -46,20 +45,6 @@ struct route6 {
     uint8_t distance = 1;
     uint32_t next_hop_id = no_route_id;
 };
-
-// Map key: address then length (so a prefix's more-specifics follow it in address order).
-struct prefix6_key {
-    ipv6_bytes addr{};
-    uint8_t len = 0;
-    auto operator<=>(const prefix6_key&) const = default;
-};
-
-// The network of `a` at `len` (host bits cleared).
-ipv6_bytes ipv6_mask(const ipv6_bytes& a, uint8_t len) noexcept;
-bool ipv6_in_prefix(const ipv6_bytes& a, const ipv6_bytes& net, uint8_t len) noexcept;
-// RFC 5952 text ("2001:db8::1"), and "2001:db8::/32".
-std::string format_ipv6(const ipv6_bytes& a);
-std::string format_prefix6(const ipv6_bytes& prefix, uint8_t len);
 
 class fib6 {
   public:

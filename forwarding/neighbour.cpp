@@ -61,7 +61,7 @@ basic_neighbour_table<Addr>::create(uint32_t capacity, neighbour_timers t, int s
     if (t.max_requests == 0)
         return error{errc::invalid_argument, "neighbour table: max_requests must be >= 1"};
     static std::atomic<uint32_t> seq{0};
-    std::string name = "sagd_nbr_" + std::to_string(seq.fetch_add(1));
+    std::string name = (sizeof(Addr) == 4 ? "sagd_nbr_" : "sagd_nbr6_") + std::to_string(seq.fetch_add(1));
     rte_hash_parameters p{};
     p.name = name.c_str();
     p.entries = capacity;
