@@ -147,6 +147,46 @@ void write_route(json_writer& j, const dp::tables& t, const dp::table_writer& w,
     j.end_object();
 }
 
+void write_route6(json_writer& j, const dp::tables& t, const dp::table_writer& w,
+                  const fwd::route6& r, bool installed) {
+    j.begin_object();
+    j.member("prefix", fwd::format_prefix6(r.prefix, r.len));
+    j.member("origin", fwd::to_string(r.origin));
+    j.member("distance", r.distance);
+    j.member("installed", installed);
+    const fwd::next_hop6& nh = w.next_hops6().get(r.next_hop_id);
+    auto port_name = [&](uint16_t p) {
+        return p < t.ports.size() ? t.ports[p].name : std::string("?");
+    };
+    j.key("via").begin_object();
+    switch (nh.kind) {
+    case fwd::next_hop_kind::drop:
+        j.member("drop", true);
+        break;
+    case fwd::next_hop_kind::local:
+        j.member("local", port_name(nh.port));
+        break;
+    case fwd::next_hop_kind::connected:
+        j.member("connected", port_name(nh.port));
+        break;
+    case fwd::next_hop_kind::gateway:
+        j.member("gateway", fwd::format_ipv6(nh.gateway)).member("port", port_name(nh.port));
+        break;
+    case fwd::next_hop_kind::tunnel: {
+        const auto* tun = t.tunnel(nh.tunnel);
+        j.member("tunnel", tun ? tun->name : std::string("?"));
+        break;
+    }
+    case fwd::next_hop_kind::group: {
+        const auto* g = t.group(nh.tunnel);
+        j.member("group", g ? g->name : std::string("?"));
+        break;
+    }
+    }
+    j.end_object();
+    j.end_object();
+}
+
 bool write_file_atomically(const std::string& path, const std::string& text, std::string& why) {
     std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -408,11 +448,16 @@ http_response api::get_status() {
     j.member("ipv4_candidates", static_cast<uint64_t>(gw_.writer().fib().route_count()));
     j.member("learned", static_cast<uint64_t>(gw_.writer().learned_count()));
     j.member("limit", gw_.writer().limits().ipv4_routes);
+    j.member("ipv6", static_cast<uint64_t>(gw_.writer().fib6().prefix_count()));
+    j.member("ipv6_candidates", static_cast<uint64_t>(gw_.writer().fib6().route_count()));
+    j.member("learned_ipv6", static_cast<uint64_t>(gw_.writer().learned6_count()));
+    j.member("ipv6_limit", gw_.writer().limits().ipv6_routes);
     j.end_object();
     j.member("tunnels", static_cast<uint64_t>(tunnels));
     j.member("tunnel_limit", gw_.writer().limits().tunnels);
     j.member("next_hops", gw_.writer().next_hops().size());
     j.member("neighbours", gw_.neighbours().size());
+    j.member("neighbours_ipv6", gw_.neighbours6().size());
     j.member("changes_applied", gw_.changes_applied());
     j.member("pending_rekeys", static_cast<uint64_t>(retire_.size()));
     if (hooks_.fpm_status) {
@@ -888,7 +933,13 @@ http_response api::get_routes(const http_request& r) {
     const auto& fib = gw_.writer().fib();
     const auto& t = gw_.tbl();
     std::optional<ipv4_prefix> filter;
-    if (auto p = r.query_value("prefix")) {
+    std::optional<ipv6_prefix> filter6;
+    if (auto p = r.query_value("prefix"); p && p->find(':') != std::string_view::npos) {
+        auto pr = parse_ipv6_prefix(*p);
+        if (!pr)
+            return error_response(400, "prefix " + pr.err().message);
+        filter6 = pr.value();
+    } else if (p) {
         auto pr = parse_ipv4_prefix(*p);
         if (!pr)
             return error_response(400, "prefix " + pr.err().message);
@@ -920,8 +971,37 @@ http_response api::get_routes(const http_request& r) {
             write_route(j, t, gw_.writer(), c, c.origin == winner.origin);
         }
     };
-    if (!filter) {
+    // IPv6: the same listing over fib6 (all families when no prefix is given).
+    const auto& fib6 = gw_.writer().fib6();
+    auto emit6 = [&](const fwd::route6& winner) {
+        for (const auto& c : fib6.candidates(winner.prefix, winner.len)) {
+            if (!origin.empty() && origin != fwd::to_string(c.origin))
+                continue;
+            ++total;
+            if (listed >= limit)
+                continue;
+            ++listed;
+            write_route6(j, t, gw_.writer(), c, c.origin == winner.origin);
+        }
+    };
+    if (filter6) {
+        if (match == "exact") {
+            if (auto w = fib6.installed(filter6->addr, filter6->len))
+                emit6(*w);
+        } else if (match == "longer") {
+            fib6.for_each_installed_within(filter6->addr, filter6->len, emit6);
+        } else {
+            for (int len = filter6->len; len >= 0; --len) {
+                auto l = static_cast<uint8_t>(len);
+                if (auto w = fib6.installed(fwd::ipv6_mask(filter6->addr, l), l)) {
+                    emit6(*w);
+                    break;
+                }
+            }
+        }
+    } else if (!filter) {
         fib.for_each_installed(emit);
+        fib6.for_each_installed(emit6);
     } else if (match == "exact") {
         if (auto w = fib.installed(filter->addr, filter->len))
             emit(*w);
@@ -976,12 +1056,21 @@ http_response api::post_routes(const http_request& r) {
             return error_response(400, "routes: malformed body: " + e.msg);
         }
         if (!add_text.empty() && add_text != "[]") {
-            auto routes = parse_routes_body(gw_.writer().running_without_routes(), add_text);
+            auto routes = parse_routes_body_any(gw_.writer().running_without_routes(), add_text);
             if (!routes)
                 return error_response(400, routes.err().message);
-            cs.put_routes = std::move(routes.value());
+            cs.put_routes = std::move(routes.value().routes);
+            cs.put_routes6 = std::move(routes.value().routes6);
         }
         for (size_t i = 0; i < del.size(); ++i) {
+            if (del[i].find(':') != std::string::npos) {
+                auto p6 = parse_ipv6_prefix(del[i]);
+                if (!p6)
+                    return error_response(400, "delete[" + std::to_string(i) + "]: prefix " +
+                                                   p6.err().message);
+                cs.delete_routes6.push_back(p6.value());
+                continue;
+            }
             auto p = parse_ipv4_prefix(del[i]);
             if (!p)
                 return error_response(400, "delete[" + std::to_string(i) + "]: prefix " +
@@ -991,7 +1080,8 @@ http_response api::post_routes(const http_request& r) {
     }
     if (cs.empty())
         return error_response(400, "routes: nothing to add or delete");
-    size_t added = cs.put_routes.size(), deleted = cs.delete_routes.size();
+    size_t added = cs.put_routes.size() + cs.put_routes6.size(),
+           deleted = cs.delete_routes.size() + cs.delete_routes6.size();
     if (auto f = apply(cs))
         return error_response(status_of(f->code), f->message);
     json_writer j;
@@ -1004,6 +1094,16 @@ http_response api::delete_route(const http_request& r) {
     auto p = r.query_value("prefix");
     if (!p)
         return error_response(400, "DELETE /v1/routes needs ?prefix=a.b.c.d/len");
+    if (p->find(':') != std::string_view::npos) {
+        auto p6 = parse_ipv6_prefix(*p);
+        if (!p6)
+            return error_response(400, "prefix " + p6.err().message);
+        dp::change_set cs6;
+        cs6.delete_routes6.push_back(p6.value());
+        if (auto f = apply(cs6))
+            return error_response(status_of(f->code), f->message);
+        return json_response(200, "{\"deleted\":\"" + format_ipv6_prefix(p6.value()) + "\"}");
+    }
     auto pr = parse_ipv4_prefix(*p);
     if (!pr)
         return error_response(400, "prefix " + pr.err().message);
@@ -1050,6 +1150,31 @@ http_response api::get_onprem() {
             .member("origin", "learned")
             .member("gateway", format_ipv4(l->gateways.front()))
             .end_object();
+    for (const auto& p : t.ports)
+        if (p.role == port_role::lan && p.ipv6)
+            j.begin_object()
+                .member("prefix", format_ipv6_prefix({fwd::ipv6_mask(p.address6, p.prefix6_len),
+                                                      p.prefix6_len}))
+                .member("origin", "connected")
+                .member("port", p.name)
+                .end_object();
+    gw_.writer().for_each_static6([&](const route6_config& r) {
+        if (r.via == route_via::lan_gateway)
+            j.begin_object()
+                .member("prefix", format_ipv6_prefix(r.prefix))
+                .member("origin", "static")
+                .member("gateway", format_ipv6(r.gateway))
+                .end_object();
+    });
+    for (const auto& [key, l] : gw_.writer().learned6()) {
+        if (l.gateways.empty())
+            continue;
+        j.begin_object()
+            .member("prefix", format_ipv6_prefix(l.prefix))
+            .member("origin", "learned")
+            .member("gateway", format_ipv6(l.gateways.front()))
+            .end_object();
+    }
     j.end_array().end_object();
     return json_response(200, j.take());
 }
@@ -1068,6 +1193,20 @@ http_response api::get_neighbours() {
         j.member("address", format_ipv4(e.ip()));
         j.member("mac", std::string_view(mac));
         j.member("state", fwd::to_string(v.state));
+        j.member("family", "ipv4");
+        j.end_object();
+    });
+    gw_.neighbours6().for_each([&](const fwd::neighbour6_entry& e) {
+        auto v = e.read();
+        char mac[18];
+        std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", v.mac[0], v.mac[1],
+                      v.mac[2], v.mac[3], v.mac[4], v.mac[5]);
+        j.begin_object();
+        j.member("port", e.port() < t.ports.size() ? t.ports[e.port()].name : std::string("?"));
+        j.member("address", fwd::format_ipv6(e.ip()));
+        j.member("mac", std::string_view(mac));
+        j.member("state", fwd::to_string(v.state));
+        j.member("family", "ipv6");
         j.end_object();
     });
     j.end_array().end_object();

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "control-shim/config_yaml.hpp"
+#include "forwarding/ipv6_addr.hpp"
 
 namespace sagd::shim {
 
@@ -40,6 +41,94 @@ uint64_t route_key(const ipv4_prefix& p) {
     return (uint64_t{p.addr} << 8) | p.len;
 }
 
+bool same_route6(const route6_config& a, const route6_config& b) {
+    return a.prefix.addr == b.prefix.addr && a.prefix.len == b.prefix.len && a.via == b.via &&
+           a.tunnel == b.tunnel && a.gateway == b.gateway && a.group == b.group &&
+           a.distance == b.distance;
+}
+
+fwd::prefix6_key route_key6(const ipv6_prefix& p) {
+    return {p.addr, p.len};
+}
+
+// The IPv6 half of diff_config: static IPv6 routes.
+void diff_routes6(const config& running, const config& target, dp::change_set& out,
+                  std::vector<std::string>& summary) {
+    std::map<fwd::prefix6_key, const route6_config*> old_r;
+    for (const auto& r : running.routes6)
+        old_r[route_key6(r.prefix)] = &r;
+    std::set<fwd::prefix6_key> kept;
+    for (const auto& r : target.routes6) {
+        auto k = route_key6(r.prefix);
+        kept.insert(k);
+        auto it = old_r.find(k);
+        if (it == old_r.end() || !same_route6(*it->second, r)) {
+            summary.push_back("route " + format_ipv6_prefix(r.prefix) +
+                              (it == old_r.end() ? ": add" : ": change"));
+            out.put_routes6.push_back(r);
+        }
+    }
+    for (const auto& r : running.routes6)
+        if (!kept.count(route_key6(r.prefix))) {
+            summary.push_back("route " + format_ipv6_prefix(r.prefix) + ": delete");
+            out.delete_routes6.push_back(r.prefix);
+        }
+}
+
+// One IPv6 line of a route batch ("add 2001:db8::/32 tunnel NAME", "del 2001:db8::/32").
+std::optional<std::string> parse_batch_line6(const std::string_view* words, size_t n,
+                                             dp::change_set& out,
+                                             std::vector<std::pair<fwd::prefix6_key, size_t>>& seen,
+                                             size_t line_no) {
+    auto where = [&] { return "line " + std::to_string(line_no) + ": "; };
+    auto prefix = parse_ipv6_prefix(words[1]);
+    if (!prefix)
+        return where() + "prefix " + prefix.err().message;
+    seen.emplace_back(route_key6(prefix.value()), line_no);
+    if (words[0] == "del" || words[0] == "delete") {
+        if (n != 2)
+            return where() + "expected: del PREFIX";
+        out.delete_routes6.push_back(prefix.value());
+        return std::nullopt;
+    }
+    if (words[0] != "add")
+        return where() + "expected add or del";
+    if (n != 4 && n != 6)
+        return where() + "expected: add PREFIX (tunnel NAME | group NAME | via GATEWAY) "
+                         "[distance N]";
+    route6_config r;
+    r.prefix = prefix.value();
+    if (words[2] == "tunnel") {
+        r.via = route_via::tunnel;
+        r.tunnel = std::string(words[3]);
+        if (r.tunnel.empty() || r.tunnel.size() > 31)
+            return where() + "tunnel name must be 1..31 characters";
+    } else if (words[2] == "group") {
+        r.via = route_via::group;
+        r.group = std::string(words[3]);
+        if (r.group.empty() || r.group.size() > 31)
+            return where() + "group name must be 1..31 characters";
+    } else if (words[2] == "via") {
+        auto g = parse_ipv6(words[3]);
+        if (!g)
+            return where() + "gateway " + g.err().message;
+        r.via = route_via::lan_gateway;
+        r.gateway = g.value();
+    } else {
+        return where() + "expected tunnel NAME, group NAME or via GATEWAY";
+    }
+    if (n == 6) {
+        unsigned d = 0;
+        auto [p, ec] = std::from_chars(words[5].data(), words[5].data() + words[5].size(), d);
+        if (words[4] != "distance" || ec != std::errc{} ||
+            p != words[5].data() + words[5].size() || d < 1 || d > 255)
+            return where() + "expected distance 1..255";
+        r.distance = static_cast<uint8_t>(d);
+    }
+    out.put_routes6.push_back(std::move(r));
+    return std::nullopt;
+}
+
 } // namespace
 
 std::optional<std::string> diff_config(const config& running, const config& target,
@@ -57,6 +146,9 @@ std::optional<std::string> diff_config(const config& running, const config& targ
         if (a.name != b.name || a.device != b.device || a.role != b.role)
             return "ports[" + std::to_string(i) + "] '" + b.name +
                    "': renaming a port or changing its device or role needs a restart";
+        if (a.address6 != b.address6 || (a.address6 && a.prefix6_len != b.prefix6_len))
+            return "ports[" + std::to_string(i) + "] '" + b.name +
+                   "': changing address6 needs a restart";
         dp::port_update u;
         u.port = a.name;
         bool changed = false;
@@ -149,6 +241,7 @@ std::optional<std::string> diff_config(const config& running, const config& targ
             summary.push_back("route " + format_ipv4_prefix(r.prefix) + ": delete");
             out.delete_routes.push_back(r.prefix);
         }
+    diff_routes6(running, target, out, summary);
     for (const auto& n : target.neighbours) {
         bool same = false;
         for (const auto& o : running.neighbours)
@@ -173,6 +266,7 @@ std::optional<std::string> diff_config(const config& running, const config& targ
 std::optional<std::string> parse_route_batch(std::string_view text, dp::change_set& out) {
     size_t line_no = 0;
     std::vector<std::pair<uint64_t, size_t>> seen; // (prefix key, line): duplicates found below
+    std::vector<std::pair<fwd::prefix6_key, size_t>> seen6;
     while (!text.empty()) {
         ++line_no;
         size_t nl = text.find('\n');
@@ -199,6 +293,11 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
         auto where = [&] { return "line " + std::to_string(line_no) + ": "; };
         if (n == 8)
             return where() + "too many words";
+        if (n >= 2 && words[1].find(':') != std::string_view::npos) {
+            if (auto e = parse_batch_line6(words, n, out, seen6, line_no))
+                return e;
+            continue;
+        }
         auto prefix =
             n >= 2 ? parse_ipv4_prefix(words[1]) : result<ipv4_prefix>(error{"is missing"});
         if (!prefix)
@@ -255,6 +354,13 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
                        {static_cast<ipv4_addr>(key >> 8), static_cast<uint8_t>(key & 0xff)}) +
                    " appears twice in the batch (line " + std::to_string(seen[i - 1].second) + ")";
         }
+    std::sort(seen6.begin(), seen6.end());
+    for (size_t i = 1; i < seen6.size(); ++i)
+        if (seen6[i].first == seen6[i - 1].first)
+            return "line " + std::to_string(seen6[i].second) + ": prefix " +
+                   fwd::format_prefix6(seen6[i].first.addr, seen6[i].first.len) +
+                   " appears twice in the batch (line " + std::to_string(seen6[i - 1].second) +
+                   ")";
     return std::nullopt;
 }
 

@@ -7,13 +7,19 @@
 // it never reallocates. yaml-cpp's own scanner tokens are short-lived copies we cannot reach.
 #include "control-shim/config_yaml.hpp"
 
+#include "forwarding/ipv6_addr.hpp"
+#include "forwarding/packet6.hpp"
+
 #include <openssl/crypto.h>
 
 #include <yaml-cpp/anchor.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -157,6 +163,48 @@ std::string cidr_problem(std::string_view text, ipv4_cidr& out) {
         return "prefix length must be a number 0..32";
     out.addr = addr;
     out.len = static_cast<uint8_t>(len);
+    return {};
+}
+
+// Why IPv6 text is bad, or empty when it is good (RFC 4291 2.2 forms via inet_pton; no zone
+// index, no brackets).
+std::string ipv6_problem(std::string_view text, ipv6_addr& out) {
+    if (text.empty() || text.size() > 45)
+        return "expected an IPv6 address (RFC 4291 text form)";
+    for (char c : text)
+        if (!(is_digit(c) || hex_value(c) >= 0 || c == ':' || c == '.'))
+            return "unexpected character '" + std::string(1, c) + "'";
+    std::string z(text);
+    if (::inet_pton(AF_INET6, z.c_str(), out.data()) != 1)
+        return "not a valid IPv6 address";
+    return {};
+}
+
+std::string cidr6_problem(std::string_view text, ipv6_addr& addr, uint8_t& len) {
+    size_t slash = text.find('/');
+    if (slash == std::string_view::npos)
+        return "expected address/length";
+    std::string why = ipv6_problem(text.substr(0, slash), addr);
+    if (!why.empty())
+        return why;
+    uint32_t l = 0;
+    if (!parse_decimal(text.substr(slash + 1), 128, l))
+        return "prefix length must be a number 0..128";
+    len = static_cast<uint8_t>(l);
+    return {};
+}
+
+// Unicast an IPv6 host may own or route to: not ::, ::1, multicast, or IPv4-mapped.
+std::string ipv6_unicast_problem(const ipv6_addr& a) {
+    if (fwd::ipv6_is_unspecified(a))
+        return "is the unspecified address";
+    if (fwd::ipv6_is_loopback(a))
+        return "is the loopback address";
+    if (fwd::ipv6_is_multicast(a))
+        return "is a multicast address";
+    static constexpr uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::equal(mapped, mapped + 12, a.begin()))
+        return "is an IPv4-mapped address";
     return {};
 }
 
@@ -512,9 +560,11 @@ class loader {
     void load_limits(const field& l, limits_config& out) {
         scope s{"limits", "", false};
         expect_map(l.value, s, "limits");
-        fields f(l.value, {"ipv4_routes", "tunnels"}, s);
+        fields f(l.value, {"ipv4_routes", "ipv6_routes", "tunnels"}, s);
         if (auto* x = f.find("ipv4_routes"))
             out.ipv4_routes = static_cast<uint32_t>(get_uint(*x, s, 1024, 16u << 20));
+        if (auto* x = f.find("ipv6_routes"))
+            out.ipv6_routes = static_cast<uint32_t>(get_uint(*x, s, 1024, 16u << 20));
         if (auto* x = f.find("tunnels"))
             out.tunnels = static_cast<uint32_t>(get_uint(*x, s, 1, 1u << 20));
     }
@@ -546,7 +596,7 @@ class loader {
         for (const auto& node : p.value) {
             scope s{label("ports[" + std::to_string(i) + "]", peek_name(node)), "", false};
             expect_map(node, s, "port");
-            fields f(node, {"name", "role", "device", "address", "mtu", "gateway"}, s);
+            fields f(node, {"name", "role", "device", "address", "address6", "mtu", "gateway"}, s);
             port_config port;
 
             const field& name = f.need("name");
@@ -615,6 +665,8 @@ class loader {
 
             if (auto* m = f.find("mtu"))
                 port.mtu = static_cast<uint16_t>(get_uint(*m, s, 576, 9000));
+            if (auto* a6 = f.find("address6"))
+                load_address6(*a6, port, cfg, s);
 
             if (auto* g = f.find("gateway")) {
                 if (port.role != port_role::wan)
@@ -630,6 +682,46 @@ class loader {
             cfg.ports.push_back(std::move(port));
             ++i;
         }
+    }
+
+    // A LAN port's IPv6 address and on-link prefix ("2001:db8:1::1/64"). The link-local address
+    // comes from the MAC (EUI-64) and needs no config.
+    void load_address6(const field& a6, port_config& port, const config& cfg, const scope& s) {
+        if (port.role != port_role::lan)
+            fail(s, a6.key.Mark(),
+                 "address6 is only valid on lan ports (tunnels keep an IPv4 outer header)");
+        const std::string& at = get_text(a6, s);
+        ipv6_addr addr{};
+        uint8_t len = 0;
+        std::string why = cidr6_problem(at, addr, len);
+        if (!why.empty())
+            fail(s, a6.value.Mark(), "address6 " + quote(at) + " is not an IPv6 prefix: " + why);
+        if (len < 8 || len > 127)
+            fail(s, a6.value.Mark(),
+                 "address6 " + quote(at) + ": prefix length must be 8..127 (an on-link prefix)");
+        why = ipv6_unicast_problem(addr);
+        if (!why.empty())
+            fail(s, a6.value.Mark(), "address6 " + quote(at) + " " + why);
+        if (fwd::ipv6_is_link_local(addr))
+            fail(s, a6.value.Mark(),
+                 "address6 " + quote(at) +
+                     " is link-local (the link-local address is derived from the MAC)");
+        if (fwd::ipv6_mask(addr, len) == addr)
+            fail(s, a6.value.Mark(),
+                 "address6 " + quote(at) +
+                     " is the prefix's subnet-router anycast address (RFC 4291 2.6.1)");
+        for (const auto& other : cfg.ports) {
+            if (!other.address6)
+                continue;
+            uint8_t shorter = std::min(other.prefix6_len, len);
+            if (fwd::ipv6_in_prefix(addr, *other.address6, shorter))
+                fail(s, a6.value.Mark(),
+                     "address6 " + quote(at) + " overlaps port '" + other.name + "' prefix " +
+                         fwd::format_prefix6(fwd::ipv6_mask(*other.address6, other.prefix6_len),
+                                             other.prefix6_len));
+        }
+        port.address6 = addr;
+        port.prefix6_len = len;
     }
 
     // An on-link neighbour address of a port: inside its subnet, not its own/network/broadcast.
@@ -998,9 +1090,15 @@ class loader {
         expect_list(r.value, top, "routes");
         cfg.routes.reserve(r.value.size());
         std::unordered_map<uint64_t, size_t> seen; // (addr, len) -> index
+        std::map<fwd::prefix6_key, size_t> seen6;
         size_t i = 0;
         for (const auto& node : r.value) {
             std::string peeked = peek(node, "prefix");
+            if (peeked.find(':') != std::string::npos) {
+                load_route6(node, i, peeked, cfg, seen6);
+                ++i;
+                continue;
+            }
             scope s{label("routes[" + std::to_string(i) + "]",
                           parse_ipv4_prefix(peeked).ok() ? peeked : std::string{}),
                     "", false};
@@ -1067,6 +1165,88 @@ class loader {
             cfg.routes.push_back(std::move(route));
             ++i;
         }
+    }
+
+    // An IPv6 route: the same fields and rules as an IPv4 one; `gateway` is an IPv6 LAN router
+    // on a lan port's IPv6 prefix, or link-local when exactly one lan port has IPv6.
+    void load_route6(const YAML::Node& node, size_t i, const std::string& peeked, config& cfg,
+                     std::map<fwd::prefix6_key, size_t>& seen) {
+        scope s{label("routes[" + std::to_string(i) + "]", peeked), "", false};
+        expect_map(node, s, "route");
+        fields f(node, {"prefix", "tunnel", "gateway", "group", "distance"}, s);
+        route6_config route;
+        const field& pf = f.need("prefix");
+        const std::string& text = get_text(pf, s);
+        auto prefix = parse_ipv6_prefix(text);
+        if (!prefix)
+            fail(s, pf.value.Mark(), "prefix " + prefix.err().message);
+        route.prefix = prefix.value();
+        auto* tf = f.find("tunnel");
+        auto* gf = f.find("gateway");
+        auto* grf = f.find("group");
+        int vias = (tf != nullptr) + (gf != nullptr) + (grf != nullptr);
+        if (vias != 1)
+            fail(s, pf.value.Mark(),
+                 "exactly one of 'tunnel', 'gateway' or 'group' is required, got " +
+                     std::string(vias == 0 ? "none" : "several"));
+        if (grf) {
+            route.via = route_via::group;
+            route.group = get_text(*grf, s);
+            if (!fragment_ && !group_index_.count(route.group))
+                fail(s, grf->value.Mark(), "group " + quote(route.group) + " is not a group");
+        } else if (tf) {
+            route.via = route_via::tunnel;
+            route.tunnel = get_text(*tf, s);
+            if (!fragment_ && !tunnel_index_.count(route.tunnel))
+                fail(s, tf->value.Mark(), "tunnel " + quote(route.tunnel) + " is not a tunnel");
+        } else {
+            route.via = route_via::lan_gateway;
+            const std::string& gt = get_text(*gf, s);
+            std::string why = ipv6_problem(gt, route.gateway);
+            if (!why.empty())
+                fail(s, gf->value.Mark(), "gateway " + quote(gt) + " is not an IPv6 address: " + why);
+            why = ipv6_unicast_problem(route.gateway);
+            if (!why.empty())
+                fail(s, gf->value.Mark(), "gateway " + quote(gt) + " " + why);
+            const port_config* lan = nullptr;
+            size_t v6_lans = 0;
+            std::string prefixes;
+            for (const auto& p : cfg.ports) {
+                if (p.role != port_role::lan || !p.address6)
+                    continue;
+                ++v6_lans;
+                prefixes += (prefixes.empty() ? "" : ", ") + p.name + " " +
+                            fwd::format_prefix6(fwd::ipv6_mask(*p.address6, p.prefix6_len),
+                                                p.prefix6_len);
+                if (!lan && fwd::ipv6_in_prefix(route.gateway, *p.address6, p.prefix6_len))
+                    lan = &p;
+            }
+            if (fwd::ipv6_is_link_local(route.gateway)) {
+                if (v6_lans != 1)
+                    fail(s, gf->value.Mark(),
+                         "gateway " + quote(gt) +
+                             " is link-local: it needs exactly one lan port with address6, "
+                             "there are " +
+                             std::to_string(v6_lans));
+            } else if (!lan) {
+                fail(s, gf->value.Mark(),
+                     "gateway " + quote(gt) + " is not inside any lan port's IPv6 prefix" +
+                         (prefixes.empty() ? std::string(" (no lan port has address6)")
+                                           : " (" + prefixes + ")"));
+            } else if (route.gateway == *lan->address6) {
+                fail(s, gf->value.Mark(),
+                     "gateway " + quote(gt) + " is port '" + lan->name + "' own address");
+            }
+        }
+        if (auto* d = f.find("distance"))
+            route.distance = static_cast<uint8_t>(get_uint(*d, s, 1, 255));
+        fwd::prefix6_key key{route.prefix.addr, route.prefix.len};
+        if (auto [it, fresh] = seen.emplace(key, i); !fresh)
+            fail(s, pf.value.Mark(),
+                 "prefix " + format_ipv6_prefix(route.prefix) + " already defined by routes[" +
+                     std::to_string(it->second) +
+                     "] (one static route per prefix: a backup path belongs in a group)");
+        cfg.routes6.push_back(std::move(route));
     }
 
     // -- neighbours --
@@ -1252,6 +1432,34 @@ result<ipv4_prefix> parse_ipv4_prefix(std::string_view text) {
     if (p.addr != c.addr)
         return error{quote(text) + " has host bits set; the prefix is " + format_ipv4_prefix(p)};
     return p;
+}
+
+result<ipv6_addr> parse_ipv6(std::string_view text) {
+    ipv6_addr a{};
+    std::string why = ipv6_problem(text, a);
+    if (!why.empty())
+        return error{quote(text) + " is not an IPv6 address: " + why};
+    return a;
+}
+
+result<ipv6_prefix> parse_ipv6_prefix(std::string_view text) {
+    ipv6_addr a{};
+    uint8_t len = 0;
+    std::string why = cidr6_problem(text, a, len);
+    if (!why.empty())
+        return error{quote(text) + " is not an IPv6 prefix: " + why};
+    ipv6_prefix p{fwd::ipv6_mask(a, len), len};
+    if (p.addr != a)
+        return error{quote(text) + " has host bits set; the prefix is " + format_ipv6_prefix(p)};
+    return p;
+}
+
+std::string format_ipv6(const ipv6_addr& a) {
+    return fwd::format_ipv6(a);
+}
+
+std::string format_ipv6_prefix(const ipv6_prefix& p) {
+    return fwd::format_prefix6(p.addr, p.len);
 }
 
 result<mac_addr> parse_mac(std::string_view text) {
@@ -1470,6 +1678,7 @@ std::string dump_config(const config& cfg, bool with_keys) {
                std::to_string(cfg.fpm.port) +
                "\n  grace_seconds: " + std::to_string(cfg.fpm.grace_seconds) + "\n";
     out += "limits:\n  ipv4_routes: " + std::to_string(cfg.limits.ipv4_routes) +
+           "\n  ipv6_routes: " + std::to_string(cfg.limits.ipv6_routes) +
            "\n  tunnels: " + std::to_string(cfg.limits.tunnels) + "\n";
     out += "ports:\n";
     for (const auto& p : cfg.ports) {
@@ -1479,6 +1688,9 @@ std::string dump_config(const config& cfg, bool with_keys) {
         out += "    address: " + format_ipv4(p.address) + "/" + std::to_string(p.prefix_len) + "\n";
         if (p.gateway)
             out += "    gateway: " + format_ipv4(*p.gateway) + "\n";
+        if (p.address6)
+            out += "    address6: " + format_ipv6(*p.address6) + "/" +
+                   std::to_string(p.prefix6_len) + "\n";
         out += "    mtu: " + std::to_string(p.mtu) + "\n";
     }
     if (!cfg.tunnels.empty()) {
@@ -1534,8 +1746,18 @@ std::string dump_config(const config& cfg, bool with_keys) {
                        ", weight: " + std::to_string(m.weight) + "}\n";
         }
     }
-    if (!cfg.routes.empty()) {
+    if (!cfg.routes.empty() || !cfg.routes6.empty()) {
         out += "routes:\n";
+        for (const auto& r : cfg.routes6) {
+            out += "  - {prefix: \"" + format_ipv6_prefix(r.prefix) + "\"";
+            if (r.via == route_via::tunnel)
+                out += ", tunnel: " + r.tunnel;
+            else if (r.via == route_via::group)
+                out += ", group: " + r.group;
+            else
+                out += ", gateway: \"" + format_ipv6(r.gateway) + "\"";
+            out += ", distance: " + std::to_string(r.distance) + "}\n";
+        }
         for (const auto& r : cfg.routes) {
             out += "  - {prefix: " + format_ipv4_prefix(r.prefix);
             if (r.via == route_via::tunnel)
@@ -1579,6 +1801,13 @@ result<std::vector<route_config>> parse_routes_body(const config& base, const st
     if (!r)
         return r.err();
     return std::move(r.value().routes);
+}
+
+result<routes_body> parse_routes_body_any(const config& base, const std::string& body) {
+    auto r = load_with_ports(base, "routes", body);
+    if (!r)
+        return r.err();
+    return routes_body{std::move(r.value().routes), std::move(r.value().routes6)};
 }
 
 result<std::vector<neighbour_config>> parse_neighbours_body(const config& base,

@@ -32,6 +32,12 @@ struct ipv4_cidr {
 };
 result<ipv4_cidr> parse_ipv4_cidr(std::string_view text);
 
+// IPv6 text (RFC 4291 2.2; no zone index), and "addr/len" with host bits zero (0..128).
+result<ipv6_addr> parse_ipv6(std::string_view text);
+result<ipv6_prefix> parse_ipv6_prefix(std::string_view text);
+std::string format_ipv6(const ipv6_addr& addr);
+std::string format_ipv6_prefix(const ipv6_prefix& prefix);
+
 // "02:00:00:00:00:01" (six hex pairs separated by ':').
 result<mac_addr> parse_mac(std::string_view text);
 
@@ -46,6 +52,12 @@ std::string dump_config(const config& cfg, bool with_keys);
 result<tunnel_config> parse_tunnel_body(const config& base, const std::string& body);
 result<group_config> parse_group_body(const config& base, const std::string& body);
 result<std::vector<route_config>> parse_routes_body(const config& base, const std::string& body);
+// A routes body may mix IPv4 and IPv6 prefixes.
+struct routes_body {
+    std::vector<route_config> routes;
+    std::vector<route6_config> routes6;
+};
+result<routes_body> parse_routes_body_any(const config& base, const std::string& body);
 result<std::vector<neighbour_config>> parse_neighbours_body(const config& base,
                                                             const std::string& body);
 

@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "forwarding/packet6.hpp"
+
 namespace sagd::shim {
 
 namespace {
@@ -29,7 +31,53 @@ bool on_lan(const dp::tables& t, ipv4_addr a) {
     return false;
 }
 
+// An IPv6 LAN router: on a LAN port's IPv6 prefix, or link-local with one IPv6 LAN port.
+bool on_lan6(const dp::tables& t, const ip_bytes& a) {
+    size_t v6_lans = 0;
+    for (const auto& p : t.ports) {
+        if (p.role != port_role::lan || !p.ipv6)
+            continue;
+        ++v6_lans;
+        if (fwd::ipv6_in_prefix(a, p.address6, p.prefix6_len))
+            return true;
+    }
+    return fwd::ipv6_is_link_local(a) && v6_lans == 1;
+}
+
 } // namespace
+
+// IPv6 routes of a batch: the same rules as IPv4 (distance, blackholes, routes without a LAN
+// router counted as unresolved), into the change's IPv6 half.
+void fpm_server::stage_ipv6(const route_key& k, const dp::tables& t, dp::change_set& cs) {
+    fwd::prefix6_key key{k.prefix, k.prefix_len};
+    const learned_route* r = store_.find(k);
+    bool want = r != nullptr;
+    dp::learned_route6 l;
+    if (want) {
+        l.prefix = {k.prefix, k.prefix_len};
+        l.distance = options_.distance;
+        if (!r->route.blackhole) {
+            for (const auto& h : r->route.next_hops)
+                if (h.has_gateway && on_lan6(t, h.gateway))
+                    l.gateways.push_back(h.gateway);
+            if (l.gateways.empty()) {
+                ++counters_.unresolved;
+                want = false;
+            }
+        }
+    }
+    // What the FIB holds now (only this server installs learned routes).
+    const auto& installed = gw_.writer().learned6();
+    auto it = installed.find(key);
+    if (want) {
+        if (it != installed.end() && it->second.gateways == l.gateways &&
+            it->second.distance == l.distance)
+            return;
+        cs.put_learned6.push_back(std::move(l));
+    } else if (it != installed.end()) {
+        cs.delete_learned6.push_back(it->second.prefix);
+    }
+}
 
 fwd::result<std::unique_ptr<fpm_server>> fpm_server::create(const fpm_server_options& o,
                                                             const dp::gateway& gw, apply_fn apply) {
@@ -183,8 +231,10 @@ void fpm_server::install_touched() {
     touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
     dp::change_set cs;
     for (const auto& k : touched_) {
-        if (k.family != ip_family::ipv4)
-            continue; // kept in the store and listed; IPv6 forwarding is not enabled
+        if (k.family != ip_family::ipv4) {
+            stage_ipv6(k, t, cs);
+            continue;
+        }
         const ipv4_prefix prefix{v4(k.prefix), k.prefix_len};
         const learned_route* r = store_.find(k);
         bool want = r != nullptr;
@@ -235,6 +285,19 @@ void fpm_server::install_touched() {
         one.delete_learned.push_back(p);
         (void)apply_(one);
     }
+    for (const auto& l : cs.put_learned6) {
+        dp::change_set one;
+        one.put_learned6.push_back(l);
+        if (auto f = apply_(one)) {
+            ++counters_.install_failures;
+            std::fprintf(stderr, "sagd: fpm: %s\n", f->message.c_str());
+        }
+    }
+    for (const auto& p : cs.delete_learned6) {
+        dp::change_set one;
+        one.delete_learned6.push_back(p);
+        (void)apply_(one);
+    }
     ++counters_.installed_changes;
 }
 
@@ -247,6 +310,7 @@ void fpm_server::write_status(json_writer& j) const {
     j.member("ipv4_routes", static_cast<uint64_t>(v4_routes));
     j.member("ipv6_routes", static_cast<uint64_t>(v6_routes));
     j.member("installed", static_cast<uint64_t>(installed_count()));
+    j.member("installed_ipv6", static_cast<uint64_t>(installed6_count()));
     j.member("stale", static_cast<uint64_t>(store_.stale_count()));
     j.member("sessions", counters_.sessions);
     j.member("messages", counters_.messages);

@@ -39,7 +39,7 @@ struct fpm_server_counters {
     uint64_t framing_errors = 0;    // streams dropped on a bad header
     uint64_t installed_changes = 0; // changes applied to the FIB
     uint64_t install_failures = 0;  // routes the FIB refused (counted, not installed)
-    uint64_t unresolved = 0;        // learned IPv4 routes with no gateway on a LAN subnet
+    uint64_t unresolved = 0;        // learned routes with no gateway on a LAN subnet/prefix
     uint64_t swept = 0;             // stale routes withdrawn after the grace time
 };
 
@@ -61,7 +61,10 @@ class fpm_server {
     const learned_routes& store() const noexcept { return store_; }
     const fpm_server_counters& counters() const noexcept { return counters_; }
     // Learned routes in the FIB (only FPM installs learned routes).
-    size_t installed_count() const noexcept { return gw_.writer().learned_count(); }
+    size_t installed_count() const noexcept {
+        return gw_.writer().learned_count() + gw_.writer().learned6_count();
+    }
+    size_t installed6_count() const noexcept { return gw_.writer().learned6_count(); }
     void write_status(json_writer& j) const;
 
   private:
@@ -69,6 +72,7 @@ class fpm_server {
         : options_(o), gw_(gw), apply_(std::move(apply)) {}
     void close_session(const char* why);
     void install_touched();
+    void stage_ipv6(const route_key& k, const dp::tables& t, dp::change_set& cs);
 
     fpm_server_options options_;
     const dp::gateway& gw_;

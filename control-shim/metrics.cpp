@@ -150,10 +150,16 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
     w.sample({{"kind", "installed"}}, static_cast<uint64_t>(gw.writer().fib().prefix_count()));
     w.sample({{"kind", "candidates"}}, static_cast<uint64_t>(gw.writer().fib().route_count()));
     w.sample({{"kind", "learned"}}, static_cast<uint64_t>(gw.writer().learned_count()));
+    w.family("sagd_fib6_routes", prom_type::gauge, "Installed IPv6 prefixes and candidates");
+    w.sample({{"kind", "installed"}}, static_cast<uint64_t>(gw.writer().fib6().prefix_count()));
+    w.sample({{"kind", "candidates"}}, static_cast<uint64_t>(gw.writer().fib6().route_count()));
+    w.sample({{"kind", "learned"}}, static_cast<uint64_t>(gw.writer().learned6_count()));
+    w.sample({{"kind", "limit"}}, uint64_t{gw.writer().limits().ipv6_routes});
     w.family("sagd_tunnels", prom_type::gauge, "Configured tunnels");
     w.sample({}, static_cast<uint64_t>(tunnels.size()));
-    w.family("sagd_neighbours", prom_type::gauge, "ARP table entries");
-    w.sample({}, static_cast<uint64_t>(gw.neighbours().size()));
+    w.family("sagd_neighbours", prom_type::gauge, "Neighbour entries: ARP (ipv4), ND (ipv6)");
+    w.sample({{"family", "ipv4"}}, static_cast<uint64_t>(gw.neighbours().size()));
+    w.sample({{"family", "ipv6"}}, static_cast<uint64_t>(gw.neighbours6().size()));
     w.family("sagd_changes_applied_total", prom_type::counter, "Table changes published");
     w.sample({}, gw.changes_applied());
     w.family("sagd_mbufs_in_use", prom_type::gauge, "Packet buffers in use");
@@ -164,12 +170,14 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
         w.family("sagd_fpm_session_up", prom_type::gauge, "1 while zebra is connected");
         w.sample({}, uint64_t{fpm->connected() ? 1u : 0u});
         w.family("sagd_fpm_learned_routes", prom_type::gauge,
-                 "Routes learned from zebra, by family, and installed IPv4 routes");
+                 "Routes learned from zebra, by family, and installed ones");
         const size_t v4 = fpm->store().size(ip_family::ipv4);
         const size_t v6 = fpm->store().size(ip_family::ipv6);
         w.sample({{"family", "ipv4"}}, static_cast<uint64_t>(v4));
         w.sample({{"family", "ipv6"}}, static_cast<uint64_t>(v6));
-        w.sample({{"family", "ipv4_installed"}}, static_cast<uint64_t>(fpm->installed_count()));
+        w.sample({{"family", "ipv4_installed"}},
+                 static_cast<uint64_t>(fpm->installed_count() - fpm->installed6_count()));
+        w.sample({{"family", "ipv6_installed"}}, static_cast<uint64_t>(fpm->installed6_count()));
         w.family("sagd_fpm_messages_total", prom_type::counter, "FPM messages by outcome");
         w.sample({{"outcome", "received"}}, c.messages);
         w.sample({{"outcome", "decode_error"}}, c.decode_errors);

@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
         }
         sagd::dp::table_limits limits;
         limits.ipv4_routes = cfg->limits.ipv4_routes;
+        limits.ipv6_routes = cfg->limits.ipv6_routes;
         limits.tunnels = cfg->limits.tunnels;
         auto gw = sagd::dp::gateway::create(cfg.value(), pool, engine, limits);
         if (!gw) {

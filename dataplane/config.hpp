@@ -12,9 +12,15 @@ namespace sagd {
 
 using ipv4_addr = uint32_t; // host byte order everywhere in the control path
 using mac_addr = std::array<uint8_t, 6>;
+using ipv6_addr = std::array<uint8_t, 16>; // network byte order
 
 struct ipv4_prefix {
     ipv4_addr addr = 0; // network address, host bits zero
+    uint8_t len = 0;
+};
+
+struct ipv6_prefix {
+    ipv6_addr addr{}; // network address, host bits zero
     uint8_t len = 0;
 };
 
@@ -28,6 +34,10 @@ struct port_config {
     uint8_t prefix_len = 24; // connected subnet
     std::optional<ipv4_addr> gateway; // WAN default gateway (next hop toward edge nodes)
     uint16_t mtu = 1500;
+    // IPv6 (LAN ports): a global/ULA address and its on-link prefix (config `address6`). The
+    // EUI-64 link-local address is derived from the port's MAC at start.
+    std::optional<ipv6_addr> address6;
+    uint8_t prefix6_len = 64;
 };
 
 enum class aead_cipher : uint8_t { aes_gcm_128, aes_gcm_256 };
@@ -129,6 +139,17 @@ struct route_config {
     uint8_t distance = 1;  // administrative distance: static 1, learned 20 by default
 };
 
+// A static IPv6 route: the same next hop kinds, with an IPv6 LAN router (on a LAN port's
+// IPv6 prefix) for via == lan_gateway.
+struct route6_config {
+    ipv6_prefix prefix;
+    route_via via = route_via::tunnel;
+    std::string tunnel;
+    ipv6_addr gateway{};
+    std::string group;
+    uint8_t distance = 1;
+};
+
 struct neighbour_config { // static neighbour (for peers that do not answer ARP)
     std::string port;
     ipv4_addr address = 0;
@@ -154,6 +175,7 @@ struct fpm_config {
 
 struct limits_config {
     uint32_t ipv4_routes = 65536; // sizes both FIB copies (about 70 MB each at 65536)
+    uint32_t ipv6_routes = 16384; // sizes both IPv6 FIB copies (about 70 MB each)
     uint32_t tunnels = 4096;
 };
 
@@ -167,6 +189,7 @@ struct config {
     std::vector<tunnel_config> tunnels;
     std::vector<group_config> groups;
     std::vector<route_config> routes;
+    std::vector<route6_config> routes6; // `routes:` entries with an IPv6 prefix
     std::vector<neighbour_config> neighbours;
 };
 

@@ -16,8 +16,12 @@ namespace sagd::dp {
 #define SAGD_DROP_REASONS(X)                                                                       \
     X(not_for_us, "destination MAC is neither ours nor broadcast")                                 \
     X(bad_l2, "truncated or unsupported Ethernet frame (VLAN, LLC)")                               \
-    X(unknown_ethertype, "ethertype other than IPv4 or ARP")                                       \
-    X(ipv6_unsupported, "IPv6 packet (IPv6 forwarding is not enabled)")                            \
+    X(unknown_ethertype, "ethertype other than IPv4, IPv6 or ARP")                                 \
+    X(ipv6_unsupported, "IPv6 packet on a port without an IPv6 address (address6)")                \
+    X(bad_ipv6, "IPv6 header failed checks (version, payload length vs frame, jumbogram)")         \
+    X(ipv6_multicast, "IPv6 multicast other than Neighbor Discovery, or a link-local destination") \
+    X(ipv6_bad_source, "IPv6 source is multicast, unspecified or loopback")                        \
+    X(hop_limit_exceeded, "IPv6 hop limit expired in transit (ICMPv6 time exceeded when allowed)")  \
     X(bad_ipv4, "IPv4 header failed RFC 1812 checks (length, version, checksum)")                  \
     X(ip_options, "IPv4 packet to the gateway with options")                                       \
     X(fragment_to_us, "IPv4 fragment addressed to the gateway")                                    \
@@ -39,7 +43,7 @@ namespace sagd::dp {
     X(esp_bad_padding, "ESP padding or pad length invalid after decryption")                       \
     X(esp_bad_next_header, "ESP next header is neither IPv4 nor IPv6")                             \
     X(esp_dummy, "ESP dummy packet (next header 59, RFC 4303 2.6)")                                \
-    X(esp_bad_inner, "decrypted inner packet is not a valid IPv4 packet")                          \
+    X(esp_bad_inner, "decrypted inner packet is not a valid IPv4 or IPv6 packet")                  \
     X(esp_seq_exhausted, "outbound SA sequence number exhausted: SA stopped, rekey needed")        \
     X(esp_encap_error, "ESP encapsulation failed (no room in the buffer, multi-segment)")          \
     X(crypto_error, "crypto engine reported an error")                                             \

@@ -79,6 +79,10 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
     if (!neigh)
         return error{"neighbours: " + neigh.err().message};
     gw->neighbours_ = std::move(neigh.value());
+    auto neigh6 = fwd::neighbour6_table::create();
+    if (!neigh6)
+        return error{"neighbours (IPv6): " + neigh6.err().message};
+    gw->neighbours6_ = std::move(neigh6.value());
     for (const auto& n : cfg.neighbours) {
         for (size_t i = 0; i < t.ports.size(); ++i) {
             if (t.ports[i].name != n.port)
@@ -132,6 +136,7 @@ result<std::unique_ptr<gateway>> gateway::create(const config& cfg, rte_mempool*
     for (unsigned w = 0; w < cfg.workers; ++w)
         rte_rcu_qsbr_thread_register(gw->qsbr_, w);
     gw->neighbours_->attach_qsbr(gw->qsbr_);
+    gw->neighbours6_->attach_qsbr(gw->qsbr_);
     gw->icmp_limiter_ = fwd::rate_limiter(100, 10, rte_get_tsc_hz());
     return gw;
 }
@@ -156,6 +161,8 @@ gateway::~gateway() {
         rte_ring_free(punt_);
     }
     for (auto& h : held_)
+        rte_pktmbuf_free(h.m);
+    for (auto& h : held6_)
         rte_pktmbuf_free(h.m);
     rte_free(qsbr_);
 }
@@ -194,10 +201,12 @@ std::optional<change_failure> gateway::apply(const change_set& changes) {
 }
 
 size_t gateway::flush_neighbours() {
-    uint32_t before = neighbours_->size();
-    for (size_t i = 0; i < tbl().ports.size(); ++i)
+    uint32_t before = neighbours_->size() + neighbours6_->size();
+    for (size_t i = 0; i < tbl().ports.size(); ++i) {
         neighbours_->flush(static_cast<uint16_t>(i));
-    return before - neighbours_->size();
+        neighbours6_->flush(static_cast<uint16_t>(i));
+    }
+    return before - neighbours_->size() - neighbours6_->size();
 }
 
 status gateway::run(const std::function<bool(uint64_t now_ms)>& control) {
@@ -253,6 +262,14 @@ void gateway::slow_path_timers(uint64_t now) {
     });
     neighbours_->reclaim();
     expire_held(now);
+    neighbours6_->age(now, [this](const fwd::neighbour6_entry& e) {
+        // RFC 4861 7.3.3: PROBE re-checks the cached address by unicast.
+        const auto v = e.read();
+        send_neighbor_solicit(static_cast<uint8_t>(e.port()), e.ip(),
+                              v.state == fwd::neighbour_state::probe ? &v.mac : nullptr);
+    });
+    neighbours6_->reclaim();
+    expire_held6(now);
 }
 
 bool gateway::slow_path_poll(uint64_t now) {
@@ -271,6 +288,19 @@ bool gateway::slow_path_poll(uint64_t now) {
         case punt_reason::resolve:
             ++slow_.punted_in;
             handle_resolve(msg, now);
+            break;
+        case punt_reason::nd:
+            ++slow_.punted_in;
+            handle_nd(msg.m, msg.port, now);
+            break;
+        case punt_reason::resolve6:
+            ++slow_.punted_in;
+            handle_resolve6(msg, now);
+            break;
+        case punt_reason::time_exceeded6:
+        case punt_reason::no_route6:
+        case punt_reason::packet_too_big6:
+            handle_icmp6_error(msg);
             break;
         default:
             handle_icmp_error(msg);

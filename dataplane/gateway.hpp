@@ -37,6 +37,14 @@ struct slow_path_counters {
     uint64_t icmp_errors_suppressed = 0; // rate-limited or not allowed (RFC 1812 4.3.2.7)
     uint64_t inject_full = 0;
     uint64_t dropped = 0; // ARP not for us, malformed ARP, no mbuf
+    // IPv6 Neighbor Discovery (RFC 4861).
+    uint64_t nd_in = 0;
+    uint64_t nd_invalid = 0;         // failed the RFC 4861 7.1 checks (counted, dropped)
+    uint64_t nd_not_for_us = 0;      // NS for someone else's address
+    uint64_t neighbor_adverts_sent = 0;
+    uint64_t neighbor_solicits_sent = 0;
+    uint64_t dad_defended = 0;       // a DAD probe (NS from ::) for one of our addresses
+    uint64_t duplicate_address = 0;  // an NA from someone else claiming one of our addresses
 };
 
 // Tx queue locks, used only on ports with fewer tx queues than workers.
@@ -97,6 +105,7 @@ class gateway {
         return workers_;
     }
     const fwd::neighbour_table& neighbours() const noexcept { return *neighbours_; }
+    const fwd::neighbour6_table& neighbours6() const noexcept { return *neighbours6_; }
     const slow_path_counters& slow_path() const noexcept { return slow_; }
     // Tunnel health, link state and group failover as the control thread saw them last.
     // Control thread only.
@@ -127,6 +136,13 @@ class gateway {
     void handle_arp(rte_mbuf* m, uint8_t port, uint64_t now_ms);
     void handle_resolve(const punt_msg& msg, uint64_t now_ms);
     void handle_icmp_error(const punt_msg& msg);
+    void handle_nd(rte_mbuf* m, uint8_t port, uint64_t now_ms);
+    void handle_resolve6(const punt_msg& msg, uint64_t now_ms);
+    void handle_icmp6_error(const punt_msg& msg);
+    void send_neighbor_solicit(uint8_t port, const ipv6_addr& target,
+                               const fwd::mac_bytes* unicast = nullptr);
+    void release_held6(uint8_t port, const ipv6_addr& addr, const rte_ether_addr& mac);
+    void expire_held6(uint64_t now_ms);
     void send_arp_request(uint8_t port, ipv4_addr target);
     void release_held(uint8_t port, ipv4_addr addr, const rte_ether_addr& mac);
     void expire_held(uint64_t now_ms);
@@ -140,6 +156,7 @@ class gateway {
     std::unique_ptr<fwd::neighbour_table> neighbours_;
     std::unique_ptr<health_monitor> health_;
     std::atomic<clock_fn> clock_{&gateway::tsc_clock_ns};
+    std::unique_ptr<fwd::neighbour6_table> neighbours6_;
     std::vector<std::unique_ptr<worker_context>> workers_;
     rte_mempool* pool_ = nullptr;
     rte_ring* punt_ = nullptr;     // punt_msg, MP/SC
@@ -154,6 +171,13 @@ class gateway {
         uint64_t since_ms;
     };
     std::vector<held_packet> held_; // bounded: packets waiting on ARP resolution
+    struct held_packet6 {
+        rte_mbuf* m;
+        uint8_t port;
+        ipv6_addr addr;
+        uint64_t since_ms;
+    };
+    std::vector<held_packet6> held6_; // bounded like held_: packets waiting on ND
     fwd::rate_limiter icmp_limiter_;
     unsigned next_inject_worker_ = 0;
     uint16_t icmp_ip_id_ = 0;

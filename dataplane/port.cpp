@@ -1,5 +1,7 @@
 #include "dataplane/port.hpp"
 
+#include "forwarding/packet6.hpp"
+
 #include <algorithm>
 #include <regex>
 
@@ -72,6 +74,17 @@ result<port_runtime> start_port(const port_config& cfg, unsigned workers, rte_me
     // Neighbours address us by our MAC; af_packet/tap deliver everything anyway. Promiscuous
     // mode is not needed: the worker drops frames not addressed to us.
     rte_eth_macaddr_get(rt.port_id, &rt.mac);
+    if (cfg.address6) {
+        rt.ipv6 = true;
+        rt.address6 = *cfg.address6;
+        rt.prefix6_len = cfg.prefix6_len;
+        fwd::mac_bytes mac;
+        std::copy(std::begin(rt.mac.addr_bytes), std::end(rt.mac.addr_bytes), mac.begin());
+        rt.link_local = fwd::link_local_from_mac(mac);
+        // Neighbor Discovery arrives on solicited-node groups (33:33:ff:..): best effort, as
+        // virtual devices deliver every frame anyway.
+        (void)rte_eth_allmulticast_enable(rt.port_id);
+    }
     return rt;
 }
 

@@ -26,6 +26,11 @@ struct port_runtime {
     uint16_t n_rx_queues = 1;
     uint16_t n_tx_queues = 1;
     bool tx_shared = false; // fewer tx queues than workers: workers take a per-queue lock
+    // IPv6: enabled on LAN ports with an address6. link_local is the EUI-64 fe80:: address.
+    bool ipv6 = false;
+    ipv6_addr address6{};
+    uint8_t prefix6_len = 64;
+    ipv6_addr link_local{};
 };
 
 // Is this device string a PCI address ("0000:00:04.0" or "00:04.0") rather than vdev args?

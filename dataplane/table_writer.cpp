@@ -99,6 +99,7 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
     w->running_ = cfg;
     w->running_.tunnels.clear();
     w->running_.routes.clear();
+    w->running_.routes6.clear();
 
     fwd::fib4_config fc;
     fc.max_routes = std::max<uint32_t>(limits.ipv4_routes, 1024);
@@ -144,11 +145,16 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
     }
     base->fib = w->fib_->publish();
     w->fib_->sync();
+    if (auto st = w->create_ipv6(base->ports); !st)
+        return st.err();
+    base->fib6 = w->fib6_->active();
+    base->next_hops6 = w->next_hops6_.get();
     w->current_ = base.get();
 
     change_set first;
     first.put_tunnels = cfg.tunnels;
     first.put_routes = cfg.routes;
+    first.put_routes6 = cfg.routes6;
     auto r = w->prepare(first);
     if (auto* f = std::get_if<change_failure>(&r))
         return error{f->message};
@@ -182,6 +188,8 @@ config table_writer::running() const {
     c.routes.reserve(static_routes_.size());
     for (const auto& [key, e] : static_routes_)
         c.routes.push_back(e.config);
+    for (const auto& [key, e] : static_routes6_)
+        c.routes6.push_back(e.config);
     return c;
 }
 
@@ -203,6 +211,7 @@ result<uint32_t> table_writer::acquire(const fwd::next_hop& nh) {
 }
 
 void table_writer::rollback() {
+    rollback6();
     fib_->rollback();
     for (auto it = pending_.route_undo.rbegin(); it != pending_.route_undo.rend(); ++it) {
         if (it->second)
@@ -415,6 +424,7 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
     snap->workers = cur.workers;
     snap->generation = cur.generation + 1;
     snap->next_hops = next_hops_.get();
+    snap->next_hops6 = next_hops6_.get();
     snap->icmp_source = 0;
     for (const auto& p : ports)
         if (p.role == port_role::lan) {
@@ -635,6 +645,8 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
         }
 
     if (auto f = stage_routes(cs, cur.ports, ports, pending_.ids))
+        return std::variant<prepared, change_failure>(std::move(*f));
+    if (auto f = stage_routes6(cs, ports, pending_.ids))
         return std::variant<prepared, change_failure>(std::move(*f));
 
     // The groups of the new snapshot (rebuilt every change: they are small).
@@ -931,13 +943,19 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
 
 void table_writer::publish_fib(tables& snapshot) noexcept {
     snapshot.fib = fib_->publish();
+    snapshot.fib6 = fib6_->publish();
 }
 
 void table_writer::finish(const tables& retired) {
     fib_->sync();
+    fib6_->sync();
     for (uint32_t id : pending_.to_release)
         (void)next_hops_->release(id);
     next_hops_->reclaim();
+    for (uint32_t id : pending6_.to_release)
+        (void)next_hops6_->release(id);
+    next_hops6_->reclaim();
+    pending6_ = {};
     // SAs the retired snapshot had and the current one has not: their counters move to the
     // tunnel's retired totals (they are freed with the retired snapshot).
     std::set<const void*> live;
@@ -970,6 +988,7 @@ void table_writer::finish(const tables& retired) {
     tunnel_ids_ = std::move(pending_.ids);
     running_ = std::move(pending_.next);
     running_.routes.clear();
+    running_.routes6.clear();
     pending_ = {};
 }
 

@@ -21,6 +21,7 @@
 #include "dataplane/result.hpp"
 #include "dataplane/tables.hpp"
 #include "forwarding/fib4.hpp"
+#include "forwarding/fib6.hpp"
 #include "forwarding/next_hop.hpp"
 
 namespace sagd::dp {
@@ -28,6 +29,7 @@ namespace sagd::dp {
 // Table limits, fixed at start (they size the FIB copies).
 struct table_limits {
     uint32_t ipv4_routes = 65536;
+    uint32_t ipv6_routes = 16384;
     uint32_t tunnels = 4096;
 };
 
@@ -70,7 +72,18 @@ class table_writer {
         for (const auto& [key, e] : static_routes_)
             f(e.config);
     }
+    template <typename F> void for_each_static6(F&& f) const {
+        for (const auto& [key, e] : static_routes6_)
+            f(e.config);
+    }
     const config& running_without_routes() const noexcept { return running_; }
+    const fwd::fib6& fib6() const noexcept { return *fib6_; }
+    const fwd::next_hop6_table& next_hops6() const noexcept { return *next_hops6_; }
+    size_t learned6_count() const noexcept { return learned6_.size(); }
+    size_t static_route6_count() const noexcept { return static_routes6_.size(); }
+    const std::map<fwd::prefix6_key, learned_route6>& learned6() const noexcept {
+        return learned6_;
+    }
     const fwd::fib4& fib() const noexcept { return *fib_; }
     const fwd::next_hop_table& next_hops() const noexcept { return *next_hops_; }
     const table_limits& limits() const noexcept { return limits_; }
@@ -102,6 +115,14 @@ class table_writer {
                                                const std::vector<port_runtime>& old_ports,
                                                const std::vector<port_runtime>& ports,
                                                const std::map<std::string, uint32_t>& ids);
+    // IPv6: connected prefixes at create(), static and learned routes per change (after the
+    // IPv4 routes, in the same change; a failure rolls both back).
+    status create_ipv6(const std::vector<port_runtime>& ports);
+    std::optional<change_failure> stage_routes6(const change_set& cs,
+                                                const std::vector<port_runtime>& ports,
+                                                const std::map<std::string, uint32_t>& ids);
+    result<uint32_t> acquire6(const fwd::next_hop6& nh);
+    void rollback6();
     std::optional<change_failure> fail(change_error code, std::string message);
     result<uint32_t> acquire(const fwd::next_hop& nh);
     void rollback();
@@ -131,6 +152,25 @@ class table_writer {
     std::unordered_map<uint64_t, learned_entry> learned_;
     std::vector<uint32_t> static_refs_; // by tunnel id: static routes through the tunnel
     std::map<std::string, retired_sa_counters> retired_;
+    // IPv6: own FIB and next-hop id space; static routes by prefix (one per prefix, like
+    // IPv4), learned routes and their next-hop ids.
+    std::unique_ptr<fwd::fib6> fib6_;
+    std::unique_ptr<fwd::next_hop6_table> next_hops6_;
+    struct route6_entry {
+        route6_config config;
+        uint32_t next_hop_id = 0;
+    };
+    std::map<fwd::prefix6_key, route6_entry> static_routes6_;
+    std::map<fwd::prefix6_key, learned_route6> learned6_;
+    std::map<fwd::prefix6_key, uint32_t> learned6_nh_;
+    struct pending6 {
+        std::vector<uint32_t> acquired;
+        std::vector<uint32_t> to_release;
+        // Typed journals: prefix and the entry before the change (none: absent), newest last.
+        std::vector<std::pair<fwd::prefix6_key, std::optional<route6_entry>>> route_undo;
+        std::vector<std::pair<fwd::prefix6_key, std::optional<std::pair<learned_route6, uint32_t>>>>
+            learned_undo;
+    } pending6_;
     // Groups: configured tunnel groups and the equal-cost groups learned routes need, one id
     // space. An id is reused oldest-freed first, after a grace period (like tunnel ids).
     struct group_ids {

@@ -20,6 +20,7 @@
 #include "dataplane/port.hpp"
 #include "dataplane/result.hpp"
 #include "forwarding/fib4.hpp"
+#include "forwarding/fib6.hpp"
 #include "forwarding/neighbour.hpp"
 #include "forwarding/next_hop.hpp"
 
@@ -81,6 +82,8 @@ struct tables {
     std::vector<std::shared_ptr<const group_runtime>> groups;   // by id; null: free id
     rte_fib* fib = nullptr;                                     // the published FIB copy
     const fwd::next_hop_table* next_hops = nullptr;
+    rte_fib6* fib6 = nullptr; // the published IPv6 FIB copy
+    const fwd::next_hop6_table* next_hops6 = nullptr;
     std::shared_ptr<const crypto::inbound_sa_map> sa_map;
     std::bitset<65536> natt_ports; // UDP destination ports that carry ESP-in-UDP
     unsigned workers = 1;
@@ -193,6 +196,23 @@ struct tables {
             if (p.address == a)
                 return true;
         return false;
+    }
+    // One of our IPv6 addresses (global or link-local) on any port.
+    bool is_own_address6(const ipv6_addr& a) const noexcept {
+        for (const auto& p : ports)
+            if (p.ipv6 && (p.address6 == a || p.link_local == a))
+                return true;
+        return false;
+    }
+    // The IPv6 source for ICMPv6 errors about traffic that arrived on `port` (index): that
+    // port's address when it has one, else the first LAN port's. Null: no IPv6 anywhere.
+    const ipv6_addr* icmp6_source(size_t port) const noexcept {
+        if (port < ports.size() && ports[port].ipv6)
+            return &ports[port].address6;
+        for (const auto& p : ports)
+            if (p.ipv6 && p.role == port_role::lan)
+                return &p.address6;
+        return nullptr;
     }
     // The broadcast address of a connected subnet (RFC 1812 5.3.5.2: not forwarded by default).
     bool is_directed_broadcast(ipv4_addr a) const noexcept {

@@ -1,8 +1,9 @@
 // The worker: one per lcore, run to completion. The pipeline is wired here, in one place:
 //
-//   rx burst -> classify (L2, IPv4 checks, local / ESP / forward)
-//            -> decap runs (packets that share an inbound SA)  -> forward
+//   rx burst -> classify (L2, IPv4/IPv6 checks, local / ND / ESP / forward)
+//            -> decap runs (packets that share an inbound SA)  -> forward | forward6
 //            -> forward (FIB burst lookup, TTL, MTU)           -> encap runs | LAN tx | slow path
+//            -> forward6 (FIB6 burst lookup, hop limit, MTU)   -> encap runs | LAN tx | slow path
 //            -> encap runs (packets that share a tunnel)       -> WAN tx
 //   then the hand-off ring (packets whose SA this worker owns), the inject ring (packets the
 //   slow path wants sent), the BFD timers of the tunnels this worker owns (their control
@@ -20,6 +21,7 @@
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_fib6.h>
 #include <rte_ip.h>
 #include <rte_random.h>
 #include <rte_udp.h>
@@ -31,6 +33,7 @@
 #include "dataplane/worker_stages.hpp"
 #include "forwarding/bfd.hpp"
 #include "forwarding/packet.hpp"
+#include "forwarding/packet6.hpp"
 
 namespace sagd::dp {
 
@@ -67,6 +70,28 @@ inline uint32_t flow_hash(const rte_ipv4_hdr* ip) noexcept {
     return static_cast<uint32_t>(h);
 }
 
+// The same for IPv6: addresses, next header, flow label and, for TCP/UDP/SCTP right after the
+// fixed header, the ports.
+inline uint32_t flow_hash6(const uint8_t* ip6, uint32_t len) noexcept {
+    uint64_t a[4];
+    std::memcpy(a, ip6 + 8, 32);
+    uint64_t h = a[0] ^ (a[1] * 0x9E3779B97F4A7C15ull) ^ (a[2] * 0xC2B2AE3D27D4EB4Full) ^
+                 (a[3] * 0x165667B19E3779F9ull);
+    h ^= uint64_t{ip6[6]} << 7;
+    h ^= (uint64_t{ip6[1] & 0x0fu} << 16 | uint64_t{ip6[2]} << 8 | ip6[3]) << 20;
+    const uint8_t nh = ip6[6];
+    if ((nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_SCTP) && len >= 44) {
+        uint32_t ports;
+        std::memcpy(&ports, ip6 + 40, 4);
+        h ^= uint64_t{ports} * 0x9E3779B97F4A7C15ull;
+    }
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<uint32_t>(h);
+}
+
 inline bool is_martian_destination(ipv4_addr dst) noexcept {
     return dst >= 0xE0000000u /* multicast, class E, limited broadcast */ || dst == 0;
 }
@@ -86,8 +111,8 @@ struct packet_list {
 class worker_loop {
   public:
     worker_loop(gateway& gw, worker_context& w, rte_ring* punt, tx_locks& locks) noexcept
-        : gw_(gw), t_(&gw.tbl()), w_(w), c_(w.counters), neigh_(gw.neighbours()), punt_(punt),
-          locks_(locks) {}
+        : gw_(gw), t_(&gw.tbl()), w_(w), c_(w.counters), neigh_(gw.neighbours()),
+          neigh6_(gw.neighbours6()), punt_(punt), locks_(locks) {}
 
     void run() noexcept;
     // One iteration: every rx queue once, the hand-off and inject rings, one flush.
@@ -96,6 +121,13 @@ class worker_loop {
   private:
     void on_rx(uint8_t port, rte_mbuf** pkts, unsigned n) noexcept;
     void classify(uint8_t port, rte_mbuf* m) noexcept;
+    void classify6(uint8_t port, rte_mbuf* m, uint8_t* data, uint32_t len, bool l2_group) noexcept;
+    void forward6(packet_list& in) noexcept;
+    void send_ip6(uint8_t port, const ipv6_addr& next_hop, rte_mbuf* m) noexcept;
+    void forward_all() noexcept {
+        forward(forward_list_);
+        forward6(forward6_list_);
+    }
     void decap(packet_list& in) noexcept;
     void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept;
     bool bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept;
@@ -114,7 +146,8 @@ class worker_loop {
     void encap_run(uint32_t tunnel, rte_mbuf** pkts, unsigned n) noexcept;
     bool resolve(uint16_t port, ipv4_addr next_hop, rte_ether_addr& mac) noexcept;
     void send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcept;
-    void send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m) noexcept;
+    void send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m,
+                 uint16_t ethertype = RTE_ETHER_TYPE_IPV4) noexcept;
     void tx(uint8_t port, rte_mbuf* m) noexcept;
     void flush(uint8_t port) noexcept;
     void flush_all() noexcept;
@@ -133,6 +166,14 @@ class worker_loop {
         punt(m, icmp, 0, icmp_source(m), mtu);
         c_.count_drop(reason);
     }
+    // ICMPv6 errors: the slow path picks our address on the arrival port (see tables).
+    void drop_with_icmp6(rte_mbuf* m, punt_reason icmp, dp::drop reason,
+                         uint16_t mtu = 0) noexcept {
+        const uint8_t port =
+            m->port < RTE_MAX_ETHPORTS ? t_->port_index_by_id[m->port] : uint8_t{0};
+        punt(m, icmp, port, 0, mtu);
+        c_.count_drop(reason);
+    }
     ipv4_addr icmp_source(const rte_mbuf* m) const noexcept {
         if (m->port >= RTE_MAX_ETHPORTS) [[unlikely]]
             return t_->icmp_source;
@@ -146,11 +187,13 @@ class worker_loop {
     worker_context& w_;
     worker_counters& c_;
     const fwd::neighbour_table& neigh_;
+    const fwd::neighbour6_table& neigh6_;
     rte_ring* punt_;
     tx_locks& locks_;
 
     packet_list decap_list_;
     packet_list forward_list_;
+    packet_list forward6_list_;
     packet_list encap_list_;
     struct neighbour_cache_slot {
         uint64_t generation = 0; // == iteration_ when valid
@@ -208,7 +251,7 @@ void worker_loop::on_rx(uint8_t port, rte_mbuf** pkts, unsigned n) noexcept {
         classify(port, pkts[i]);
     }
     decap(decap_list_);
-    forward(forward_list_);
+    forward_all();
     encap(encap_list_);
 }
 
@@ -224,13 +267,16 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
     constexpr uint32_t l3_offset = fwd::ethernet_header_len;
     const auto* eh = reinterpret_cast<const rte_ether_hdr*>(data);
     bool bcast = is_broadcast(eh->dst_addr);
-    if (unlikely(!bcast && !rte_is_same_ether_addr(&eh->dst_addr, &p.mac)))
+    // IPv6 Neighbor Discovery arrives on solicited-node groups (33:33:ff:xx:xx:xx, RFC 2464 7).
+    const bool group6 =
+        eth.ethertype == RTE_ETHER_TYPE_IPV6 && rte_is_multicast_ether_addr(&eh->dst_addr);
+    if (unlikely(!bcast && !group6 && !rte_is_same_ether_addr(&eh->dst_addr, &p.mac)))
         return drop(m, drop::not_for_us);
 
     if (eth.ethertype == RTE_ETHER_TYPE_ARP)
         return punt(m, punt_reason::arp, port, 0);
     if (eth.ethertype == RTE_ETHER_TYPE_IPV6)
-        return drop(m, drop::ipv6_unsupported);
+        return classify6(port, m, data, len, bcast || group6);
     if (unlikely(eth.ethertype != RTE_ETHER_TYPE_IPV4))
         return drop(m, drop::unknown_ethertype);
 
@@ -268,6 +314,48 @@ void worker_loop::classify(uint8_t port, rte_mbuf* m) noexcept {
         return drop(m, drop::wan_not_tunnel);
     rte_pktmbuf_adj(m, l3_offset);
     forward_list_.push(m);
+}
+
+void worker_loop::classify6(uint8_t port, rte_mbuf* m, uint8_t* data, uint32_t len,
+                            bool l2_group) noexcept {
+    const port_runtime& p = t_->ports[port];
+    if (unlikely(!p.ipv6))
+        return drop(m, drop::ipv6_unsupported);
+    constexpr uint32_t l3_offset = fwd::ethernet_header_len;
+    fwd::ipv6_info ip;
+    if (unlikely(fwd::parse_ipv6(data + l3_offset, len - l3_offset, ip) != fwd::ipv6_status::ok))
+        return drop(m, drop::bad_ipv6);
+    m->port = p.port_id;
+    // Ethernet pads short frames: the payload length says where the packet ends.
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - fwd::ipv6_header_len -
+                                              ip.payload_length));
+    const bool icmp6 = ip.next_header == fwd::ip_proto_icmpv6 && ip.payload_length >= 4;
+    const uint8_t icmp_type = icmp6 ? data[l3_offset + fwd::ipv6_header_len] : 0;
+    const bool own = t_->is_own_address6(ip.dst);
+    // Neighbor Discovery for us (to our address or a multicast group, which includes our
+    // solicited-node groups); the slow path validates it fully (RFC 4861 7.1).
+    if (icmp6 && (icmp_type == fwd::icmp6_neighbor_solicit ||
+                  icmp_type == fwd::icmp6_neighbor_advert)) {
+        if (own || fwd::ipv6_is_multicast(ip.dst))
+            return punt(m, punt_reason::nd, port, 0);
+        return drop(m, drop::not_for_us);
+    }
+    if (unlikely(fwd::ipv6_is_multicast(ip.dst) || l2_group))
+        return drop(m, drop::ipv6_multicast);
+    if (unlikely(fwd::ipv6_is_multicast(ip.src) || fwd::ipv6_is_unspecified(ip.src) ||
+                 fwd::ipv6_is_loopback(ip.src)))
+        return drop(m, drop::ipv6_bad_source);
+    if (own) {
+        if (icmp_type == fwd::icmp6_echo_request &&
+            fwd::icmp6_echo_reply_in_place(data, rte_pktmbuf_data_len(m)) == fwd::icmp_status::ok)
+            return tx(port, m);
+        return drop(m, drop::local_unhandled);
+    }
+    // RFC 4291 2.5.6: link-local destinations are never forwarded.
+    if (unlikely(fwd::ipv6_is_link_local(ip.dst) || fwd::ipv6_is_loopback(ip.dst)))
+        return drop(m, drop::ipv6_multicast);
+    rte_pktmbuf_adj(m, l3_offset);
+    forward6_list_.push(m);
 }
 
 void worker_loop::decap(packet_list& in) noexcept {
@@ -315,10 +403,24 @@ void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n)
         // The inner header is new to us: its checksum is verified below, not inherited.
         pkts[i]->ol_flags &= ~RTE_MBUF_F_RX_IP_CKSUM_MASK;
         const auto* data = rte_pktmbuf_mtod(pkts[i], const uint8_t*);
+        const uint32_t dlen = rte_pktmbuf_data_len(pkts[i]);
+        if ((data[0] >> 4) == 6) { // ESP next header 41 (esp_decap checked the pair)
+            fwd::ipv6_info ip6;
+            if (unlikely(fwd::parse_ipv6(data, dlen, ip6) != fwd::ipv6_status::ok)) {
+                drop(pkts[i], drop::esp_bad_inner);
+                continue;
+            }
+            if (unlikely(fwd::ipv6_is_multicast(ip6.dst) || fwd::ipv6_is_link_local(ip6.dst) ||
+                         fwd::ipv6_is_multicast(ip6.src) || fwd::ipv6_is_unspecified(ip6.src))) {
+                drop(pkts[i], drop::ipv6_multicast);
+                continue;
+            }
+            forward6_list_.push(pkts[i]);
+            continue;
+        }
         fwd::ipv4_info ip;
-        if (unlikely(fwd::parse_ipv4(data, rte_pktmbuf_data_len(pkts[i]), ip) !=
-                     fwd::parse_status::ok)) {
-            drop(pkts[i], (data[0] >> 4) == 6 ? drop::ipv6_unsupported : drop::esp_bad_inner);
+        if (unlikely(fwd::parse_ipv4(data, dlen, ip) != fwd::parse_status::ok)) {
+            drop(pkts[i], drop::esp_bad_inner);
             continue;
         }
         if (ip.protocol == IPPROTO_UDP && ip.total_length >= ip.header_len + 8u &&
@@ -742,6 +844,102 @@ void worker_loop::bfd_send(const tunnel_runtime& t, const fwd::bfd_packet& pkt) 
         encap(encap_list_);
 }
 
+void worker_loop::forward6(packet_list& in) noexcept {
+    if (in.n == 0)
+        return;
+    if (unlikely(t_->fib6 == nullptr)) {
+        for (unsigned i = 0; i < in.n; ++i)
+            drop(in.pkts[i], drop::ipv6_unsupported);
+        in.n = 0;
+        return;
+    }
+    uint8_t dst[stage_capacity][RTE_FIB6_IPV6_ADDR_SIZE];
+    std::array<uint64_t, stage_capacity> nh;
+    for (unsigned i = 0; i < in.n; ++i)
+        std::memcpy(dst[i], rte_pktmbuf_mtod_offset(in.pkts[i], const uint8_t*, 24), 16);
+    rte_fib6_lookup_bulk(t_->fib6, dst, nh.data(), static_cast<int>(in.n));
+    for (unsigned i = 0; i < in.n; ++i) {
+        rte_mbuf* m = in.pkts[i];
+        auto* ip = rte_pktmbuf_mtod(m, uint8_t*);
+        const fwd::next_hop6& hop = t_->next_hops6->get(static_cast<uint32_t>(nh[i]));
+        fwd::next_hop_kind kind = hop.kind;
+        uint32_t tunnel_id = hop.tunnel;
+        if (kind == fwd::next_hop_kind::group) {
+            const group_runtime* g = t_->group(hop.tunnel);
+            const group_member* member =
+                g != nullptr ? t_->select(*g, flow_hash6(ip, rte_pktmbuf_data_len(m)), now_ns_) : nullptr;
+            // IPv6 routes use tunnel groups only (LAN router groups carry IPv4 gateways).
+            if (unlikely(member == nullptr || member->hop.kind != fwd::next_hop_kind::tunnel)) {
+                drop(m, drop::group_down);
+                continue;
+            }
+            kind = fwd::next_hop_kind::tunnel;
+            tunnel_id = member->hop.tunnel;
+        }
+        switch (kind) {
+        case fwd::next_hop_kind::drop:
+            drop_with_icmp6(m, punt_reason::no_route6, drop::no_route);
+            continue;
+        case fwd::next_hop_kind::local:
+            drop(m, drop::local_unhandled);
+            continue;
+        default:
+            break;
+        }
+        // RFC 8200 3 / RFC 4443 3.3: hop limit 0 after the decrement -> time exceeded.
+        if (!fwd::ipv6_decrement_hop_limit(ip)) {
+            drop_with_icmp6(m, punt_reason::time_exceeded6, drop::hop_limit_exceeded);
+            continue;
+        }
+        const bool via_tunnel = kind == fwd::next_hop_kind::tunnel;
+        const tunnel_runtime* tun = via_tunnel ? t_->tunnel(tunnel_id) : nullptr;
+        if (unlikely(via_tunnel && tun == nullptr)) {
+            drop(m, drop::no_route);
+            continue;
+        }
+        const uint16_t mtu =
+            via_tunnel ? static_cast<uint16_t>(t_->ports[tun->port_index].mtu - tun->overhead)
+                       : t_->ports[hop.port].mtu;
+        // RFC 8200 5: routers never fragment IPv6; the source learns the MTU (RFC 4443 3.2).
+        if (unlikely(rte_pktmbuf_pkt_len(m) > mtu)) {
+            drop_with_icmp6(m, punt_reason::packet_too_big6, drop::mtu_exceeded, mtu);
+            continue;
+        }
+        if (via_tunnel) {
+            encap_list_.push(m, tunnel_id);
+            continue;
+        }
+        if (kind == fwd::next_hop_kind::gateway) {
+            send_ip6(static_cast<uint8_t>(hop.port), hop.gateway, m);
+        } else {
+            ipv6_addr d;
+            std::memcpy(d.data(), dst[i], 16);
+            send_ip6(static_cast<uint8_t>(hop.port), d, m);
+        }
+    }
+    in.n = 0;
+}
+
+void worker_loop::send_ip6(uint8_t port, const ipv6_addr& next_hop, rte_mbuf* m) noexcept {
+    const fwd::neighbour6_entry* e = neigh6_.lookup(port, next_hop);
+    if (likely(e != nullptr)) {
+        fwd::neighbour_view v = e->read();
+        if (likely(v.usable())) {
+            if (v.state != fwd::neighbour_state::reachable)
+                e->mark_used();
+            rte_ether_addr mac;
+            std::memcpy(mac.addr_bytes, v.mac.data(), 6);
+            return send_to(port, mac, m, RTE_ETHER_TYPE_IPV6);
+        }
+    }
+    // The slow path holds the packet and solicits: it reads the next hop from the front.
+    auto* front = rte_pktmbuf_prepend(m, 16);
+    if (unlikely(front == nullptr))
+        return drop(m, drop::esp_encap_error);
+    std::memcpy(front, next_hop.data(), 16);
+    punt(m, punt_reason::resolve6, port, 0);
+}
+
 void worker_loop::encap(packet_list& in) noexcept {
     if (in.n == 0)
         return;
@@ -821,13 +1019,14 @@ void worker_loop::send_ip(uint8_t port, ipv4_addr next_hop, rte_mbuf* m) noexcep
     send_to(port, mac, m);
 }
 
-void worker_loop::send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m) noexcept {
+void worker_loop::send_to(uint8_t port, const rte_ether_addr& mac, rte_mbuf* m,
+                          uint16_t ethertype) noexcept {
     auto* eh = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_prepend(m, sizeof(rte_ether_hdr)));
     if (unlikely(eh == nullptr))
         return drop(m, drop::esp_encap_error);
     eh->dst_addr = mac;
     eh->src_addr = t_->ports[port].mac;
-    eh->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    eh->ether_type = rte_cpu_to_be_16(ethertype);
     tx(port, m);
 }
 
@@ -875,7 +1074,8 @@ void worker_loop::punt(rte_mbuf* m, punt_reason r, uint8_t port, uint32_t addr,
                        uint16_t mtu) noexcept {
     punt_msg msg{m, r, port, mtu, addr};
     bool icmp = r == punt_reason::ttl_exceeded || r == punt_reason::net_unreachable ||
-                r == punt_reason::frag_needed;
+                r == punt_reason::frag_needed || r == punt_reason::time_exceeded6 ||
+                r == punt_reason::no_route6 || r == punt_reason::packet_too_big6;
     if (unlikely(rte_ring_mp_enqueue_elem(punt_, &msg, sizeof(msg)) != 0)) {
         rte_pktmbuf_free(m);
         // An ICMP-error punt is already counted under its drop reason by the caller.
@@ -911,7 +1111,7 @@ void worker_loop::drain_handoff() noexcept {
             encap_list_.push(msgs[i].m, msgs[i].index);
     }
     decap(decap_list_);
-    forward(forward_list_);
+    forward_all();
     encap(encap_list_);
 }
 
@@ -925,10 +1125,12 @@ void worker_loop::drain_inject() noexcept {
     for (unsigned i = 0; i < n; ++i) {
         if (msgs[i].kind == inject_kind::tx)
             tx(msgs[i].port, msgs[i].m);
+        else if ((*rte_pktmbuf_mtod(msgs[i].m, const uint8_t*) >> 4) == 6)
+            forward6_list_.push(msgs[i].m);
         else
             forward_list_.push(msgs[i].m);
     }
-    forward(forward_list_);
+    forward_all();
     encap(encap_list_);
 }
 

@@ -24,8 +24,8 @@ namespace {
 
 std::unique_ptr<dp::table_writer> make_writer(uint32_t max_routes) {
     config cfg;
-    port_config lan{"lan0", port_role::lan, "x", 0x0a010001, 24, std::nullopt, 1500};
-    port_config wan{"wan0", port_role::wan, "y", 0xc0000201, 24, 0xc00002fe, 1500};
+    port_config lan{"lan0", port_role::lan, "x", 0x0a010001, 24, std::nullopt, 1500, std::nullopt, 64};
+    port_config wan{"wan0", port_role::wan, "y", 0xc0000201, 24, 0xc00002fe, 1500, std::nullopt, 64};
     cfg.ports = {lan, wan};
     tunnel_config t;
     t.name = "edge";

@@ -69,7 +69,7 @@ class ApiTest : public ::testing::Test {
         std::string text = "ports:\n"
                            "  - {name: lan0, role: lan, device: \"" +
                            lan +
-                           "\", address: 10.1.0.1/24}\n"
+                           "\", address: 10.1.0.1/24, address6: \"2001:db8:1::1/64\"}\n"
                            "  - {name: wan0, role: wan, device: \"" +
                            wan +
                            "\", address: 192.0.2.1/24, gateway: 192.0.2.254}\n"
@@ -581,6 +581,75 @@ TEST_F(FpmServerTest, KeepsRoutesForTheGraceTimeAndSweepsWhatZebraDidNotResend) 
     EXPECT_NE(learned(0x0b000000, 24), nullptr);
     EXPECT_EQ(learned(0x0b000100, 24), nullptr);
     EXPECT_EQ(fpm_->counters().swept, 1u);
+}
+
+TEST_F(ApiTest, Ipv6RoutesAreAddedListedAndDeletedLikeIpv4) {
+    // text/plain batch mixing families: all or nothing.
+    auto bad = call("POST", "/v1/routes",
+                    "add 10.60.0.0/16 tunnel edge-1\nadd 2001:db8:2::/48 tunnel edge-1\n"
+                    "add 2001:db8:3::/48 via 2001:db8:7::1\n",
+                    "text/plain");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("2001:db8:3::/48"), std::string::npos) << bad.body;
+    EXPECT_EQ(gw_->writer().fib6().prefix_count(), 2u); // connected /64 and local /128 only
+    EXPECT_FALSE(gw_->writer().fib().installed(ipv4_addr{0x0a3c0000}, 16));
+    auto ok = call("POST", "/v1/routes",
+                   "add 10.60.0.0/16 tunnel edge-1\nadd 2001:db8:2::/48 tunnel edge-1\n"
+                   "add 2001:db8:3::/48 via 2001:db8:1::fe distance 9\n",
+                   "text/plain");
+    ASSERT_EQ(ok.status, 200) << ok.body;
+    EXPECT_NE(ok.body.find("\"added\":3"), std::string::npos) << ok.body;
+    // JSON object and list forms; the IPv6 prefix of the file format.
+    auto j = call("POST", "/v1/routes", R"({"prefix": "2001:db8:4::/48", "tunnel": "edge-1"})");
+    ASSERT_EQ(j.status, 200) << j.body;
+    auto host_bits = call("POST", "/v1/routes", R"({"prefix": "2001:db8:4::1/48", "tunnel": "edge-1"})");
+    EXPECT_EQ(host_bits.status, 400);
+    EXPECT_NE(host_bits.body.find("host bits set"), std::string::npos) << host_bits.body;
+    auto longer = call("GET", "/v1/routes?prefix=2001:db8::/32&match=longer");
+    ASSERT_EQ(longer.status, 200);
+    EXPECT_NE(longer.body.find("\"total\":5"), std::string::npos) << longer.body; // 1::/64, 1::1/128 too
+    EXPECT_NE(longer.body.find("\"prefix\":\"2001:db8:3::/48\""), std::string::npos);
+    EXPECT_NE(longer.body.find("\"gateway\":\"2001:db8:1::fe\""), std::string::npos);
+    auto best = call("GET", "/v1/routes?prefix=2001:db8:4:5::1/128&match=best");
+    EXPECT_NE(best.body.find("\"prefix\":\"2001:db8:4::/48\""), std::string::npos) << best.body;
+    auto all = call("GET", "/v1/routes");
+    EXPECT_NE(all.body.find("10.60.0.0/16"), std::string::npos);
+    EXPECT_NE(all.body.find("2001:db8:4::/48"), std::string::npos);
+    auto onprem = call("GET", "/v1/onprem-prefixes");
+    EXPECT_NE(onprem.body.find("\"prefix\":\"2001:db8:1::/64\""), std::string::npos) << onprem.body;
+    EXPECT_NE(onprem.body.find("\"prefix\":\"2001:db8:3::/48\""), std::string::npos) << onprem.body;
+    // Persisted with the running config, and read back by the loader.
+    auto cfg = call("GET", "/v1/config");
+    EXPECT_NE(cfg.body.find("address6: 2001:db8:1::1/64"), std::string::npos) << cfg.body;
+    EXPECT_NE(cfg.body.find("2001:db8:3::/48"), std::string::npos) << cfg.body;
+    // Deletes: query, JSON form, batch.
+    EXPECT_EQ(call("DELETE", "/v1/routes?prefix=2001:db8:4::/48").status, 200);
+    EXPECT_EQ(call("DELETE", "/v1/routes?prefix=2001:db8:4::/48").status, 404);
+    EXPECT_EQ(call("DELETE", "/v1/routes?prefix=2001:db8:4::/129").status, 400);
+    ASSERT_EQ(call("POST", "/v1/routes", R"({"delete": ["2001:db8:3::/48"]})").status, 200);
+    ASSERT_EQ(call("POST", "/v1/routes", "del 2001:db8:2::/48\n", "text/plain").status, 200);
+    EXPECT_EQ(gw_->writer().static_route6_count(), 0u);
+    auto status = call("GET", "/v1/status");
+    EXPECT_NE(status.body.find("\"ipv6\":2"), std::string::npos) << status.body;
+    auto metrics = call("GET", "/metrics");
+    EXPECT_NE(metrics.body.find("sagd_fib6_routes{kind=\"installed\"} 2"), std::string::npos);
+}
+
+TEST(RouteBatch, Ipv6LinesParseAndRefuse) {
+    dp::change_set cs;
+    EXPECT_FALSE(parse_route_batch("add 2001:db8::/32 tunnel a\ndel 2001:db9::/32\n"
+                                   "add ::/0 via fe80::1 distance 30\nadd 10.0.0.0/8 tunnel a",
+                                   cs));
+    ASSERT_EQ(cs.put_routes6.size(), 2u);
+    EXPECT_EQ(cs.put_routes6[1].distance, 30);
+    EXPECT_EQ(cs.delete_routes6.size(), 1u);
+    EXPECT_EQ(cs.put_routes.size(), 1u);
+    for (const char* bad : {"add 2001:db8::1/32 tunnel a", "add 2001:db8::/129 tunnel a",
+                            "add 2001:db8::/32 via 2001:zz::1", "add 2001:db8::/32",
+                            "add 2001:db8::/32 tunnel a\ndel 2001:db8::/32"}) {
+        dp::change_set x;
+        EXPECT_TRUE(parse_route_batch(bad, x)) << bad;
+    }
 }
 
 } // namespace

@@ -1107,3 +1107,78 @@ TEST(config_helpers, format_round_trips) {
 }
 
 } // namespace
+
+// ---- IPv6 -------------------------------------------------------------------------------------
+
+namespace {
+std::string with6(const std::string& port_extra, const std::string& routes_extra) {
+    std::string y = edit(good(), "    mtu: 1500\n", "    mtu: 1500\n" + port_extra);
+    return edit(y, "routes:\n", "routes:\n" + routes_extra);
+}
+} // namespace
+
+TEST(config_ipv6, address6_routes_and_limit_parse_and_dump_round_trip) {
+    auto cfg = accepted(edit(
+        with6("    address6: 2001:db8:1::1/64\n",
+              "  - prefix: 2001:db8:2::/48\n    tunnel: ccn-edge-1\n"
+              "  - {prefix: \"2001:db8:9::/48\", gateway: \"2001:db8:1::fe\", distance: 7}\n"
+              "  - prefix: ::/0\n    gateway: fe80::1\n"),
+        "routes:", "limits: {ipv6_routes: 4096}\nroutes:"));
+    ASSERT_TRUE(cfg.ports[0].address6);
+    EXPECT_EQ(sagd::format_ipv6(*cfg.ports[0].address6), "2001:db8:1::1");
+    EXPECT_EQ(cfg.ports[0].prefix6_len, 64);
+    EXPECT_EQ(cfg.limits.ipv6_routes, 4096u);
+    ASSERT_EQ(cfg.routes6.size(), 3u);
+    EXPECT_EQ(cfg.routes.size(), 3u); // the IPv4 routes are unaffected
+    EXPECT_EQ(sagd::format_ipv6_prefix(cfg.routes6[0].prefix), "2001:db8:2::/48");
+    EXPECT_EQ(cfg.routes6[0].tunnel, "ccn-edge-1");
+    EXPECT_EQ(cfg.routes6[1].via, sagd::route_via::lan_gateway);
+    EXPECT_EQ(sagd::format_ipv6(cfg.routes6[1].gateway), "2001:db8:1::fe");
+    EXPECT_EQ(cfg.routes6[1].distance, 7);
+    EXPECT_EQ(cfg.routes6[2].prefix.len, 0);
+    // dump_config writes what load_config_string reads back.
+    auto again = accepted(sagd::dump_config(cfg, true));
+    ASSERT_EQ(again.routes6.size(), 3u);
+    EXPECT_EQ(again.routes6[1].gateway, cfg.routes6[1].gateway);
+    EXPECT_EQ(*again.ports[0].address6, *cfg.ports[0].address6);
+    EXPECT_EQ(again.limits.ipv6_routes, 4096u);
+}
+
+TEST(config_ipv6, address6_rules_with_line_and_column) {
+    refused(with6("    address6: 2001:db8:1::1\n", ""),
+            {"<string>:", "ports[0] 'lan0': address6 '2001:db8:1::1' is not an IPv6 prefix"});
+    refused(with6("    address6: 2001:db8:1::/64\n", ""), {"subnet-router anycast"});
+    refused(with6("    address6: fe80::1/64\n", ""), {"is link-local"});
+    refused(with6("    address6: ff02::1/64\n", ""), {"is a multicast address"});
+    refused(with6("    address6: 2001:db8:1::1/128\n", ""), {"prefix length must be 8..127"});
+    refused(with6("    address6: 2001:db8:1::1%eth0/64\n", ""), {"unexpected character '%'"});
+    refused(with6("    address6: 2001:db8:::1/64\n", ""), {"not a valid IPv6 address"});
+    refused(edit(good(), "    mtu: 1400\n", "    mtu: 1400\n    address6: 2001:db8:5::1/64\n"),
+            {"ports[1] 'wan0': address6 is only valid on lan ports"});
+    auto msg = refused(with6("    address6: 2001:db8:1::1/64\n    address6: 2001:db8:1::2/64\n", ""),
+                       {"duplicate"});
+    EXPECT_NE(msg.find(":"), std::string::npos);
+}
+
+TEST(config_ipv6, route6_rules) {
+    const std::string a6 = "    address6: 2001:db8:1::1/64\n";
+    refused(with6(a6, "  - prefix: 2001:db8:2::1/48\n    tunnel: ccn-edge-1\n"),
+            {"routes[0]", "has host bits set; the prefix is 2001:db8:2::/48"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/129\n    tunnel: ccn-edge-1\n"),
+            {"prefix length must be a number 0..128"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/48\n    tunnel: nope\n"),
+            {"tunnel 'nope' is not a tunnel"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/48\n    gateway: 2001:db8:7::1\n"),
+            {"is not inside any lan port's IPv6 prefix (lan0 2001:db8:1::/64)"});
+    refused(with6("", "  - prefix: 2001:db8:2::/48\n    gateway: 2001:db8:1::fe\n"),
+            {"no lan port has address6"});
+    refused(with6("", "  - prefix: 2001:db8:2::/48\n    gateway: fe80::1\n"),
+            {"is link-local: it needs exactly one lan port with address6, there are 0"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/48\n    gateway: 2001:db8:1::1\n"),
+            {"own address"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/48\n    tunnel: ccn-edge-1\n"
+                      "  - prefix: 2001:db8:2::/48\n    tunnel: ccn-edge-2\n"),
+            {"routes[1]", "prefix 2001:db8:2::/48 already defined by routes[0]"});
+    refused(with6(a6, "  - prefix: 2001:db8:2::/48\n"), {"exactly one of 'tunnel', 'gateway'"});
+    refused(edit(good(), "routes:", "limits: {ipv6_routes: 10}\nroutes:"), {"ipv6_routes"});
+}

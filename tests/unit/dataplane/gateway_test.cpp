@@ -20,11 +20,14 @@
 #include <rte_ring.h>
 #include <rte_udp.h>
 
+#include <arpa/inet.h>
+
 #include "crypto/esp.hpp"
 #include "crypto/sa.hpp"
 #include "dataplane/gateway.hpp"
 #include "dataplane/stats.hpp"
 #include "forwarding/bfd.hpp"
+#include "forwarding/packet6.hpp"
 
 namespace sagd::dp {
 namespace {
@@ -132,6 +135,61 @@ frame to_frame(rte_mbuf* m) {
     return f;
 }
 
+ipv6_addr a6(const char* text) {
+    ipv6_addr a{};
+    EXPECT_EQ(inet_pton(AF_INET6, text, a.data()), 1) << text;
+    return a;
+}
+
+frame ipv6_packet(const ipv6_addr& src, const ipv6_addr& dst, uint8_t nh, const frame& l4,
+                  uint8_t hop_limit = 64) {
+    frame f(40 + l4.size());
+    f[0] = 0x60;
+    f[4] = static_cast<uint8_t>(l4.size() >> 8), f[5] = static_cast<uint8_t>(l4.size() & 0xff);
+    f[6] = nh;
+    f[7] = hop_limit;
+    std::memcpy(&f[8], src.data(), 16);
+    std::memcpy(&f[24], dst.data(), 16);
+    std::copy(l4.begin(), l4.end(), f.begin() + 40);
+    if (nh == IPPROTO_ICMPV6 || nh == IPPROTO_UDP) { // checksum by DPDK's own routine
+        uint16_t c = rte_ipv6_udptcp_cksum(reinterpret_cast<const rte_ipv6_hdr*>(f.data()),
+                                           f.data() + 40);
+        std::memcpy(&f[40 + (nh == IPPROTO_UDP ? 6 : 2)], &c, 2);
+    }
+    return f;
+}
+
+// An ICMPv6 message (checksum filled by ipv6_packet).
+frame icmp6(uint8_t type, const frame& body) {
+    frame f(4 + body.size(), 0);
+    f[0] = type;
+    std::copy(body.begin(), body.end(), f.begin() + 4);
+    return f;
+}
+
+frame echo6_body(uint16_t id, uint16_t seq, size_t n = 24) {
+    frame b(4 + n, 0x6a);
+    b[0] = id >> 8, b[1] = id & 0xff, b[2] = seq >> 8, b[3] = seq & 0xff;
+    return b;
+}
+
+// NS/NA body: flags/reserved, target, optional link-layer option (type 1 source, 2 target).
+frame nd_body(const ipv6_addr& target, uint8_t opt_type, const mac_addr* mac, uint8_t flags = 0) {
+    frame b(20 + (mac ? 8 : 0), 0);
+    b[0] = flags;
+    std::memcpy(&b[4], target.data(), 16);
+    if (mac) {
+        b[20] = opt_type, b[21] = 1;
+        std::memcpy(&b[22], mac->data(), 6);
+    }
+    return b;
+}
+
+bool icmp6_checksum_valid(const frame& f, size_t l3 = 14) {
+    return rte_ipv6_udptcp_cksum_verify(reinterpret_cast<const rte_ipv6_hdr*>(f.data() + l3),
+                                        f.data() + l3 + 40) == 0;
+}
+
 uint32_t be32(const uint8_t* p) {
     return uint32_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3];
 }
@@ -164,6 +222,8 @@ class GatewayTest : public ::testing::Test {
         wan.address = ip(192, 0, 2, 1);
         wan.prefix_len = 24;
         wan.gateway = ip(192, 0, 2, 254);
+        lan.address6 = a6("2001:db8:1::1");
+        lan.prefix6_len = 64;
         cfg_.ports = {lan, wan};
         for (int i = 0; i < 2; ++i) {
             tunnel_config t;
@@ -211,6 +271,14 @@ class GatewayTest : public ::testing::Test {
         r3.via = route_via::lan_gateway;
         r3.gateway = ip(10, 1, 0, 254);
         cfg_.routes.insert(cfg_.routes.end(), {r1, r2, r3});
+        route6_config r6;
+        r6.prefix = {a6("2001:db8:2::"), 48};
+        r6.tunnel = "edge-esp";
+        route6_config r6gw;
+        r6gw.prefix = {a6("2001:db8:9::"), 48};
+        r6gw.via = route_via::lan_gateway;
+        r6gw.gateway = a6("2001:db8:1::fe");
+        cfg_.routes6 = {r6, r6gw};
         cfg_.neighbours = {{"wan0", ip(192, 0, 2, 254), wan_gw_mac},
                            {"lan0", ip(10, 1, 0, 2), host_mac},
                            {"lan0", ip(10, 1, 0, 254), router_mac}};
@@ -258,6 +326,21 @@ class GatewayTest : public ::testing::Test {
     void send_lan_ip(const frame& ippkt, const mac_addr& src = host_mac) {
         send(lan_, ether(lan_mac_, src, RTE_ETHER_TYPE_IPV4, ippkt));
     }
+    void send_lan_ip6(const frame& ippkt, const mac_addr& src = host_mac) {
+        send(lan_, ether(lan_mac_, src, RTE_ETHER_TYPE_IPV6, ippkt));
+    }
+    // A LAN host solicits our address (with its link-layer address): sagd learns it and
+    // answers. Returns sagd's answer.
+    std::vector<frame> introduce6(const ipv6_addr& addr, const mac_addr& mac) {
+        ipv6_addr group = a6("ff02::1:ff00:1"); // solicited-node group of 2001:db8:1::1
+        frame ns = ipv6_packet(addr, group, IPPROTO_ICMPV6,
+                               icmp6(135, nd_body(a6("2001:db8:1::1"), 1, &mac)), 255);
+        rte_ether_addr mc{{0x33, 0x33, 0xff, 0x00, 0x00, 0x01}};
+        send(lan_, ether(mc, mac, RTE_ETHER_TYPE_IPV6, ns));
+        step();
+        return drain(lan_);
+    }
+    frame peer_esp6(int i, const frame& inner) { return peer_esp(i, inner); }
     // ESP from the peer of tunnel i carrying `inner`; returns the frame sagd receives.
     frame peer_esp(int i, const frame& inner) {
         rte_mbuf* m = to_mbuf(inner);
@@ -765,8 +848,15 @@ TEST_F(GatewayTest, ATunnelInUseCannotBeDeletedUntilItsRoutesGo) {
     ASSERT_TRUE(f);
     EXPECT_EQ(f->code, change_error::conflict);
     EXPECT_NE(f->message.find("in use by 1 static route"), std::string::npos) << f->message;
-    // Deleting the route in the same change is fine.
+    // Deleting the IPv4 route alone is not enough: an IPv6 route uses the tunnel too.
     del.delete_routes.push_back({ip(10, 2, 0, 0), 16});
+    f = gw_->apply(del);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->code, change_error::conflict);
+    EXPECT_NE(f->message.find("in use by IPv6 static route 2001:db8:2::/48"), std::string::npos)
+        << f->message;
+    // Deleting both routes in the same change is fine.
+    del.delete_routes6.push_back({a6("2001:db8:2::"), 48});
     ASSERT_FALSE(gw_->apply(del));
     EXPECT_EQ(gw_->tbl().find_tunnel("edge-esp"), nullptr);
     // Its inbound SPI is gone too: the peer's packets are unknown SPIs now.
@@ -1422,6 +1512,307 @@ TEST_F(HealthTest, BrownOutMovesTrafficToTheMemberThatMeetsTheSlaClass) {
     EXPECT_EQ(h->check.brownouts.load(), 1u);
     EXPECT_EQ(gw_->health().group("ccn")->last_cause, "tunnel 'edge-esp' meets its SLA class again");
     EXPECT_EQ(gw_->health().group("ccn")->failbacks, 1u);
+    expect_balanced();
+}
+
+} // namespace
+} // namespace sagd::dp
+
+namespace sagd::dp {
+namespace {
+
+// ---- IPv6 ------------------------------------------------------------------------------------
+
+TEST_F(GatewayTest, Ipv6AnswersNeighborSolicitationAndPing) {
+    start();
+    const ipv6_addr host = a6("2001:db8:1::2");
+    auto out = introduce6(host, host_mac);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& na = out[0];
+    EXPECT_EQ(std::memcmp(na.data(), host_mac.data(), 6), 0);
+    EXPECT_EQ(be16(&na[12]), RTE_ETHER_TYPE_IPV6);
+    EXPECT_EQ(na[14 + 6], IPPROTO_ICMPV6);
+    EXPECT_EQ(na[14 + 7], 255); // RFC 4861 7.1.2
+    EXPECT_EQ(std::memcmp(&na[14 + 8], a6("2001:db8:1::1").data(), 16), 0);
+    EXPECT_EQ(std::memcmp(&na[14 + 24], host.data(), 16), 0);
+    EXPECT_EQ(na[54], 136);
+    EXPECT_EQ(na[54 + 4], 0xe0); // router, solicited, override
+    EXPECT_EQ(std::memcmp(&na[54 + 8], a6("2001:db8:1::1").data(), 16), 0);
+    EXPECT_EQ(na[54 + 24], 2); // target link-layer address option
+    EXPECT_EQ(std::memcmp(&na[54 + 26], lan_mac_.addr_bytes, 6), 0);
+    EXPECT_TRUE(icmp6_checksum_valid(na));
+    const auto* e = gw_->neighbours6().lookup(0, host);
+    ASSERT_NE(e, nullptr);
+    EXPECT_TRUE(e->read().usable());
+    EXPECT_EQ(gw_->slow_path().neighbor_adverts_sent, 1u);
+
+    // ping6 to the global and to the link-local address.
+    for (const ipv6_addr& ours : {a6("2001:db8:1::1"), gw_->tbl().ports[0].link_local}) {
+        const ipv6_addr src = fwd::ipv6_is_link_local(ours) ? a6("fe80::2") : host;
+        send_lan_ip6(ipv6_packet(src, ours, IPPROTO_ICMPV6, icmp6(128, echo6_body(7, 1))));
+        step();
+        out = drain(lan_);
+        ASSERT_EQ(out.size(), 1u);
+        const frame& r = out[0];
+        EXPECT_EQ(std::memcmp(r.data(), host_mac.data(), 6), 0);
+        EXPECT_EQ(std::memcmp(&r[14 + 8], ours.data(), 16), 0);
+        EXPECT_EQ(std::memcmp(&r[14 + 24], src.data(), 16), 0);
+        EXPECT_EQ(r[54], 129);
+        EXPECT_EQ(be16(&r[54 + 4]), 7);
+        EXPECT_TRUE(icmp6_checksum_valid(r));
+    }
+    EXPECT_EQ(gw_->tbl().ports[0].link_local[0], 0xfe);
+    EXPECT_EQ(gw_->tbl().ports[0].link_local[11], 0xff); // EUI-64 from the MAC
+    EXPECT_EQ(gw_->tbl().ports[0].link_local[8], lan_mac_.addr_bytes[0] ^ 2);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, Ipv6DefendsItsAddressAgainstDadAndRefusesBadNd) {
+    start();
+    // DAD probe (source ::, to the solicited-node group, no source lladdr option).
+    frame dad = ipv6_packet(ipv6_addr{}, a6("ff02::1:ff00:1"), IPPROTO_ICMPV6,
+                            icmp6(135, nd_body(a6("2001:db8:1::1"), 1, nullptr)), 255);
+    rte_ether_addr mc{{0x33, 0x33, 0xff, 0x00, 0x00, 0x01}};
+    send(lan_, ether(mc, host_mac, RTE_ETHER_TYPE_IPV6, dad));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& na = out[0];
+    EXPECT_EQ(std::memcmp(na.data(), "\x33\x33\x00\x00\x00\x01", 6), 0);
+    EXPECT_EQ(std::memcmp(&na[14 + 24], a6("ff02::1").data(), 16), 0);
+    EXPECT_EQ(na[54 + 4], 0xa0); // solicited flag clear (RFC 4861 7.2.4)
+    EXPECT_TRUE(icmp6_checksum_valid(na));
+    EXPECT_EQ(gw_->slow_path().dad_defended, 1u);
+    EXPECT_EQ(gw_->neighbours6().size(), 0u); // nothing learned from ::
+
+    // Bad ND: hop limit 254 (off-link), bad checksum, DAD probe with a source lladdr.
+    frame off_link = ipv6_packet(a6("2001:db8:1::2"), a6("ff02::1:ff00:1"), IPPROTO_ICMPV6,
+                                 icmp6(135, nd_body(a6("2001:db8:1::1"), 1, &host_mac)), 254);
+    frame bad_sum = ipv6_packet(a6("2001:db8:1::2"), a6("ff02::1:ff00:1"), IPPROTO_ICMPV6,
+                                icmp6(135, nd_body(a6("2001:db8:1::1"), 1, &host_mac)), 255);
+    bad_sum[40 + 2] ^= 0x55;
+    frame dad_opt = ipv6_packet(ipv6_addr{}, a6("ff02::1:ff00:1"), IPPROTO_ICMPV6,
+                                icmp6(135, nd_body(a6("2001:db8:1::1"), 1, &host_mac)), 255);
+    for (const frame* f : {&off_link, &bad_sum, &dad_opt})
+        send(lan_, ether(mc, host_mac, RTE_ETHER_TYPE_IPV6, *f));
+    step();
+    EXPECT_TRUE(drain(lan_).empty());
+    EXPECT_EQ(gw_->slow_path().nd_invalid, 3u);
+    // Someone else claims our address: counted, our address kept.
+    frame claim = ipv6_packet(a6("2001:db8:1::1"), a6("ff02::1"), IPPROTO_ICMPV6,
+                              icmp6(136, nd_body(a6("2001:db8:1::1"), 2, &host_mac, 0x20)), 255);
+    rte_ether_addr all{{0x33, 0x33, 0, 0, 0, 1}};
+    send(lan_, ether(all, host_mac, RTE_ETHER_TYPE_IPV6, claim));
+    step();
+    EXPECT_EQ(gw_->slow_path().duplicate_address, 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, Ipv6LanTrafficIsEncryptedWithNextHeader41) {
+    start();
+    const frame inner = ipv6_packet(a6("2001:db8:1::2"), a6("2001:db8:2::5"), IPPROTO_UDP,
+                                    udp_payload(1234, 5678, 300), 64);
+    send_lan_ip6(inner);
+    step();
+    auto out = drain(wan_);
+    ASSERT_EQ(out.size(), 1u);
+    const frame& f = out[0];
+    EXPECT_EQ(be16(&f[12]), RTE_ETHER_TYPE_IPV4); // the outer header stays IPv4 to the edge
+    EXPECT_EQ(f[14 + 9], IPPROTO_ESP);
+    EXPECT_EQ(be32(&f[14 + 16]), ip(198, 51, 100, 1));
+    frame got;
+    ASSERT_EQ(peer_decap(0, f, got), crypto::esp_status::ok); // checks next header 41
+    ASSERT_EQ(got.size(), inner.size());
+    EXPECT_EQ(got[0] >> 4, 6);
+    EXPECT_EQ(got[7], 63); // hop limit decremented
+    EXPECT_TRUE(std::equal(got.begin() + 8, got.end(), inner.begin() + 8));
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, Ipv6FromTheTunnelIsResolvedWithNdAndDelivered) {
+    start();
+    const ipv6_addr host = a6("2001:db8:1::77");
+    const mac_addr mac77{0x02, 0, 0, 0, 0x10, 0x77};
+    const frame inner = ipv6_packet(a6("2001:db8:2::5"), host, IPPROTO_UDP,
+                                    udp_payload(5678, 1234, 200), 40);
+    send(wan_, peer_esp6(0, inner));
+    step(2000);
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u); // the packet waits; a Neighbor Solicitation goes out
+    const frame& ns = out[0];
+    EXPECT_EQ(std::memcmp(ns.data(), "\x33\x33\xff\x00\x00\x77", 6), 0);
+    EXPECT_EQ(ns[54], 135);
+    EXPECT_EQ(std::memcmp(&ns[14 + 8], a6("2001:db8:1::1").data(), 16), 0);
+    EXPECT_EQ(std::memcmp(&ns[14 + 24], a6("ff02::1:ff00:77").data(), 16), 0);
+    EXPECT_EQ(std::memcmp(&ns[54 + 8], host.data(), 16), 0);
+    EXPECT_TRUE(icmp6_checksum_valid(ns));
+    // The answer releases the packet.
+    frame na = ipv6_packet(host, a6("2001:db8:1::1"), IPPROTO_ICMPV6,
+                           icmp6(136, nd_body(host, 2, &mac77, 0x60)), 255);
+    send_lan_ip6(na, mac77);
+    step(2100);
+    out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::memcmp(out[0].data(), mac77.data(), 6), 0);
+    EXPECT_EQ(be16(&out[0][12]), RTE_ETHER_TYPE_IPV6);
+    ASSERT_EQ(out[0].size(), 14 + inner.size());
+    EXPECT_EQ(out[0][14 + 7], 39);
+    EXPECT_TRUE(std::equal(out[0].begin() + 14 + 8, out[0].end(), inner.begin() + 8));
+    EXPECT_EQ(gw_->slow_path().held_sent, 1u);
+    // Now resolved: the next one goes straight out, and an unanswered neighbour ages to FAILED
+    // and its held packet is dropped, counted.
+    send(wan_, peer_esp6(0, inner));
+    step(2200);
+    EXPECT_EQ(drain(lan_).size(), 1u);
+    const frame lost = ipv6_packet(a6("2001:db8:2::5"), a6("2001:db8:1::99"), IPPROTO_UDP,
+                                   udp_payload(1, 2, 10));
+    send(wan_, peer_esp6(0, lost));
+    for (uint64_t t = 3000; t <= 9000; t += 500)
+        step(t);
+    EXPECT_EQ(gw_->slow_path().held_dropped_unresolved, 1u);
+    EXPECT_EQ(gw_->slow_path().neighbor_solicits_sent, 4u); // 1 + 3 for ::99
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, Ipv6HopLimitNoRouteAndTooBigSendIcmpv6Errors) {
+    start();
+    const ipv6_addr host = a6("2001:db8:1::2");
+    ASSERT_EQ(introduce6(host, host_mac).size(), 1u);
+    send_lan_ip6(ipv6_packet(host, a6("2001:db8:2::5"), IPPROTO_UDP, udp_payload(1, 2, 20), 1));
+    send_lan_ip6(ipv6_packet(host, a6("2001:db8:77::1"), IPPROTO_UDP, udp_payload(1, 2, 20)));
+    send_lan_ip6(ipv6_packet(host, a6("2001:db8:2::5"), IPPROTO_UDP, udp_payload(1, 2, 1440)));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 3u);
+    for (const auto& f : out) {
+        EXPECT_EQ(std::memcmp(f.data(), host_mac.data(), 6), 0);
+        EXPECT_EQ(f[14 + 6], IPPROTO_ICMPV6);
+        EXPECT_EQ(std::memcmp(&f[14 + 8], a6("2001:db8:1::1").data(), 16), 0);
+        EXPECT_EQ(std::memcmp(&f[14 + 24], host.data(), 16), 0);
+        EXPECT_TRUE(icmp6_checksum_valid(f));
+        EXPECT_LE(f.size(), 14u + 1280u);
+    }
+    EXPECT_EQ(out[0][54], 3); // time exceeded
+    EXPECT_EQ(out[1][54], 1); // destination unreachable, no route
+    EXPECT_EQ(out[1][55], 0);
+    EXPECT_EQ(out[2][54], 2); // packet too big
+    const uint32_t mtu = be32(&out[2][54 + 4]);
+    const auto& tun = *gw_->tbl().tunnels[0];
+    EXPECT_EQ(mtu, 1500u - tun.overhead);
+    EXPECT_EQ(dropped(drop::hop_limit_exceeded), 1u);
+    EXPECT_EQ(dropped(drop::no_route), 1u);
+    EXPECT_EQ(dropped(drop::mtu_exceeded), 1u);
+    // A packet that just fits goes through.
+    send_lan_ip6(ipv6_packet(host, a6("2001:db8:2::5"), IPPROTO_UDP,
+                             udp_payload(1, 2, mtu - 48)));
+    step();
+    EXPECT_EQ(drain(wan_).size(), 1u);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, MalformedIpv6IsCountedNeverForwarded) {
+    start();
+    const ipv6_addr host = a6("2001:db8:1::2");
+    frame good = ipv6_packet(host, a6("2001:db8:2::5"), IPPROTO_UDP, udp_payload(1, 2, 20));
+    frame bad_version = good;
+    bad_version[0] = 0x40;
+    frame too_long = good;
+    too_long[4] = 0x05; // payload length 1280+ beyond the frame
+    frame jumbo = good;
+    jumbo[4] = jumbo[5] = 0;
+    frame truncated(good.begin(), good.begin() + 30);
+    frame mcast_src = good;
+    mcast_src[8] = 0xff;
+    frame ll_dst = ipv6_packet(host, a6("fe80::9"), IPPROTO_UDP, udp_payload(1, 2, 20));
+    frame mcast_dst = ipv6_packet(host, a6("ff05::2"), IPPROTO_UDP, udp_payload(1, 2, 20));
+    for (const frame* f : {&bad_version, &too_long, &jumbo, &truncated})
+        send_lan_ip6(*f);
+    send_lan_ip6(mcast_src);
+    send_lan_ip6(ll_dst);
+    send_lan_ip6(mcast_dst);
+    // IPv6 on the WAN port (no address6 there).
+    send(wan_, ether(wan_mac_, wan_gw_mac, RTE_ETHER_TYPE_IPV6, good));
+    step();
+    EXPECT_TRUE(drain(wan_).empty());
+    EXPECT_TRUE(drain(lan_).empty());
+    EXPECT_EQ(dropped(drop::bad_ipv6), 4u);
+    EXPECT_EQ(dropped(drop::ipv6_bad_source), 1u);
+    EXPECT_EQ(dropped(drop::ipv6_multicast), 2u);
+    EXPECT_EQ(dropped(drop::ipv6_unsupported), 1u);
+    expect_balanced();
+    // Random IPv6 garbage never crashes and always balances.
+    std::mt19937 rng(66);
+    for (int i = 0; i < 400; ++i) {
+        frame g = good;
+        g.resize(40 + rng() % 80);
+        for (int k = 0; k < 6; ++k)
+            g[rng() % g.size()] = static_cast<uint8_t>(rng());
+        g[0] = static_cast<uint8_t>(0x60 | (g[0] & 0x0f));
+        send_lan_ip6(g);
+        if (i % 32 == 31)
+            step();
+    }
+    step();
+    drain(wan_);
+    drain(lan_);
+    expect_balanced();
+}
+
+TEST_F(GatewayTest, Ipv6LearnedRoutesYieldToStaticAndChangesAreAllOrNothing) {
+    start();
+    change_set cs;
+    learned_route6 l;
+    l.prefix = {a6("2001:db8:2::"), 48}; // also a static route via edge-esp
+    l.gateways = {a6("2001:db8:1::fe")};
+    cs.put_learned6.push_back(l);
+    learned_route6 l2;
+    l2.prefix = {a6("2001:db8:60::"), 48};
+    l2.gateways = {a6("fe80::fe")}; // link-local: the only IPv6 LAN port
+    cs.put_learned6.push_back(l2);
+    ASSERT_FALSE(gw_->apply(cs));
+    const auto& fib = gw_->writer().fib6();
+    ASSERT_TRUE(fib.installed(a6("2001:db8:2::"), 48));
+    EXPECT_EQ(fib.installed(a6("2001:db8:2::"), 48)->origin, fwd::route_origin::static_route);
+    EXPECT_EQ(fib.candidates(a6("2001:db8:2::"), 48).size(), 2u);
+    EXPECT_EQ(gw_->writer().learned6_count(), 2u);
+    // A change with one bad route changes nothing (the good route of it included).
+    change_set bad;
+    route6_config good;
+    good.prefix = {a6("2001:db8:70::"), 48};
+    good.tunnel = "edge-udp";
+    route6_config nowhere;
+    nowhere.prefix = {a6("2001:db8:71::"), 48};
+    nowhere.via = route_via::lan_gateway;
+    nowhere.gateway = a6("2001:db8:5::1"); // not on a LAN prefix
+    bad.put_routes6 = {good, nowhere};
+    bad.delete_learned6.push_back({a6("2001:db8:60::"), 48});
+    auto f = gw_->apply(bad);
+    ASSERT_TRUE(f);
+    EXPECT_NE(f->message.find("2001:db8:71::/48"), std::string::npos) << f->message;
+    EXPECT_FALSE(fib.installed(a6("2001:db8:70::"), 48));
+    EXPECT_TRUE(fib.installed(a6("2001:db8:60::"), 48));
+    EXPECT_EQ(gw_->writer().static_route6_count(), 2u);
+    // A tunnel used by an IPv6 route cannot go.
+    change_set del_tunnel;
+    del_tunnel.delete_tunnels.push_back("edge-esp");
+    del_tunnel.delete_routes.push_back({ip(10, 2, 0, 0), 16});
+    f = gw_->apply(del_tunnel);
+    ASSERT_TRUE(f);
+    EXPECT_NE(f->message.find("IPv6 static route 2001:db8:2::/48"), std::string::npos)
+        << f->message;
+    // Removing the static route lets the learned one win; traffic goes to the LAN router.
+    change_set del;
+    del.delete_routes6.push_back({a6("2001:db8:2::"), 48});
+    ASSERT_FALSE(gw_->apply(del));
+    EXPECT_EQ(fib.installed(a6("2001:db8:2::"), 48)->origin, fwd::route_origin::learned);
+    const mac_addr rmac{0x02, 0, 0, 0, 0x10, 0xfe};
+    ASSERT_EQ(introduce6(a6("2001:db8:1::fe"), rmac).size(), 1u);
+    send_lan_ip6(ipv6_packet(a6("2001:db8:1::2"), a6("2001:db8:2::5"), IPPROTO_UDP,
+                             udp_payload(1, 2, 8)));
+    step();
+    auto out = drain(lan_);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::memcmp(out[0].data(), rmac.data(), 6), 0);
     expect_balanced();
 }
 
