@@ -480,6 +480,10 @@ http_response api::get_ports(const std::string& name) {
         j.member("role", p.role == port_role::lan ? "lan" : "wan");
         j.member("device", cfg.ports[i].device);
         j.member("address", format_ipv4(p.address) + "/" + std::to_string(p.prefix_len));
+        if (p.ipv6) {
+            j.member("address6", fwd::format_ipv6(p.address6) + "/" + std::to_string(p.prefix6_len));
+            j.member("link_local", fwd::format_ipv6(p.link_local));
+        }
         j.key("gateway");
         if (cfg.ports[i].gateway)
             j.value(format_ipv4(*cfg.ports[i].gateway));

@@ -10,6 +10,11 @@
 # Checks:
 #   1. announce 10.50.1.0/24, 10.50.2.0/24, 10.50.9.0/24: all three in GET /v1/routes?origin=learned
 #      (next hop 10.1.0.254, once each); the cloud pings 10.50.1.1 and 10.50.2.1 through the tunnel;
+#   1b. IPv6: announce fd50:1::/64 (IPv6 unicast AFI, next hop fd00:1::fe on the branch LAN):
+#      in GET /v1/routes?prefix=fd50::/16 as a learned route via fd00:1::fe (once); the cloud
+#      host pings6 fd50:1::1 through the tunnel (inner IPv6 in ESP, next header 41, on SAs
+#      0x1003/0x2003 to secgw; sagd resolves fd00:1::fe with Neighbor Discovery and answers the
+#      LAN router's NS for fd00:1::1); withdraw it: gone from /v1/routes, ping6 fails, IPv4 on;
 #   2. withdraw 10.50.2.0/24: gone from /v1/routes, ping to 10.50.2.1 fails, 10.50.1.1 still works;
 #   3. kill zebra (SIGKILL): sagd keeps forwarding on its stale routes during the grace time;
 #      while zebra is down the router re-announces 10.50.2.0/24 and withdraws 10.50.9.0/24;
@@ -61,6 +66,7 @@ it_init sagd_frr_fpm
 frr_topology_up
 # the cloud host reaches the on-prem prefixes through the edge (secgw protects 10.50.0.0/16 too)
 ip -n "$NS_CLOUD" route add 10.50.0.0/16 via "$IP_EDGE_CLOUD" dev "$IF_CLOUD"
+frr_ipv6_up
 API_SOCK="$IT_DIR/sagd.sock"
 CFG="$IT_DIR/sagd_frr.yaml"
 if [ "$STATIC" = 1 ]; then sagd_frr_cfg "$CFG" "$API_SOCK" static; else sagd_frr_cfg "$CFG" "$API_SOCK" fpm; fi
@@ -160,6 +166,36 @@ it_wait_ping "$NS_CLOUD" "$IP_ONPREM" 20 || it_fail "cloud -> $IP_ONPREM never a
 it_ping "$NS_CLOUD" "$IP_ONPREM" 5 || it_fail "ping cloud -> $IP_ONPREM"
 it_ping "$NS_CLOUD" "$IP_ONPREM2" 5 || it_fail "ping cloud -> $IP_ONPREM2"
 it_ping "$NS_ONPREM" "$IP_CLOUD" 3 || it_fail "ping on-prem -> cloud"
+
+# --- 1b. IPv6
+# learned6: sagd's learned routes in fd50::/16 as sorted "prefix=gateway" words
+learned6() {
+    local body
+    body=$(api "/v1/routes?prefix=fd50::/16&match=longer&origin=learned") || return 1
+    "$IT_PY" - "$body" <<'PY'
+import json, sys
+d = json.loads(sys.argv[1])
+print(" ".join(sorted("%s=%s" % (r.get("prefix"), (r.get("via") or {}).get("gateway", "-"))
+                      for r in d.get("routes", []))))
+PY
+}
+learned6_is() { local cur; cur=$(learned6 2>/dev/null) || return 1; [ "$cur" = "$1" ]; }
+frr_announce fd50:1::/64
+want6="fd50:1::/64=$IP6_LANRTR_LAN"
+it_wait 20 "learned IPv6 route in sagd" learned6_is "$want6" ||
+    it_fail "sagd's learned IPv6 routes: '$(learned6)', want '$want6' (zebra: $(frr_vtysh gw 'show ipv6 route' 2>&1 | tail -n 5 | tr '\n' ' '))"
+it_log "learned IPv6: $(api "/v1/routes?prefix=fd50::/16&match=longer" | head -c 1000)"
+it_wait_ping "$NS_CLOUD" "$IP6_ONPREM" 20 || it_fail "cloud -> $IP6_ONPREM (ping6) never answered"
+it_ping "$NS_CLOUD" "$IP6_ONPREM" 5 || it_fail "ping6 cloud -> $IP6_ONPREM"
+it_ping "$NS_ONPREM" "$IP6_CLOUD" 3 || it_fail "ping6 on-prem -> cloud"
+it_log "neighbours: $(api /v1/neighbours | head -c 1000)"
+api /v1/neighbours | grep -q "\"address\":\"$IP6_LANRTR_LAN\"" ||
+    it_fail "the LAN router $IP6_LANRTR_LAN is not in sagd's IPv6 neighbours"
+frr_withdraw fd50:1::/64
+it_wait 20 "IPv6 withdrawal in sagd" learned6_is "" ||
+    it_fail "after the IPv6 withdrawal sagd has '$(learned6)'"
+ping_none "$NS_CLOUD" "$IP6_ONPREM" || it_fail "cloud still reaches $IP6_ONPREM after the withdrawal"
+it_ping "$NS_CLOUD" "$IP_ONPREM" 3 || it_fail "ping cloud -> $IP_ONPREM after the IPv6 withdrawal"
 
 # --- 2. withdraw
 frr_withdraw 10.50.2.0/24

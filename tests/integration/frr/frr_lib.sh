@@ -69,6 +69,27 @@ frr__init() {
 # frr_topology_up: the LAN router and on-prem host namespaces on top of it_init's topology.
 frr_topology_up() { netns_lanrtr_up || it_fail "netns_lanrtr_up failed"; }
 
+# frr_ipv6_up: IPv6 on the data path of that topology (only the FRR test needs it; the other
+# tests keep a silent IPv6-free LAN): the LAN router on the branch LAN (fd00:1::fe/64, default
+# via sagd's fd00:1::1) and toward the on-prem host (fd50:1::fe/64), the on-prem host
+# (fd50:1::1/64), and the cloud host (fd02::2/64, fd50::/16 via the edge fd02::1, a static
+# neighbour: secgw does no ND). No DAD anywhere (nodad): the addresses are usable at once.
+frr_ipv6_up() {
+    local d
+    for d in "$NS_LANRTR:$IF_LANRTR_LAN" "$NS_LANRTR:$IF_LANRTR_ONPREM" "$NS_ONPREM:$IF_ONPREM" "$NS_CLOUD:$IF_CLOUD"; do
+        ip netns exec "${d%%:*}" sysctl -qw "net.ipv6.conf.${d#*:}.disable_ipv6=0" || it_fail "enable IPv6 on $d"
+    done
+    ip netns exec "$NS_LANRTR" sysctl -qw net.ipv6.conf.all.forwarding=1
+    ip -n "$NS_LANRTR" -6 addr add "$IP6_LANRTR_LAN/64" dev "$IF_LANRTR_LAN" nodad
+    ip -n "$NS_LANRTR" -6 addr add "$IP6_LANRTR_ONPREM/64" dev "$IF_LANRTR_ONPREM" nodad
+    ip -n "$NS_LANRTR" -6 route add default via "$IP6_GW_LAN" dev "$IF_LANRTR_LAN"
+    ip -n "$NS_ONPREM" -6 addr add "$IP6_ONPREM/64" dev "$IF_ONPREM" nodad
+    ip -n "$NS_ONPREM" -6 route add default via "$IP6_LANRTR_ONPREM" dev "$IF_ONPREM"
+    ip -n "$NS_CLOUD" -6 addr add "$IP6_CLOUD/64" dev "$IF_CLOUD" nodad
+    ip -n "$NS_CLOUD" -6 route add fd50::/16 via "$IP6_EDGE_CLOUD" dev "$IF_CLOUD"
+    ip -n "$NS_CLOUD" -6 neigh replace "$IP6_EDGE_CLOUD" lladdr "$MAC_EDGE_CLOUD" dev "$IF_CLOUD" nud permanent
+}
+
 # frr__render TEMPLATE OUT: fill @VAR@ placeholders from topology.env and this file.
 frr__render() {
     sed -e "s|@FPM_PORT@|$FRR_FPM_PORT|g; s|@NS_GW@|$NS_GW|g; s|@NS_LANRTR@|$NS_LANRTR|g" \

@@ -631,6 +631,9 @@ TEST_F(ApiTest, Ipv6RoutesAreAddedListedAndDeletedLikeIpv4) {
     EXPECT_EQ(gw_->writer().static_route6_count(), 0u);
     auto status = call("GET", "/v1/status");
     EXPECT_NE(status.body.find("\"ipv6\":2"), std::string::npos) << status.body;
+    auto port = call("GET", "/v1/ports/lan0");
+    EXPECT_NE(port.body.find("\"address6\":\"2001:db8:1::1/64\""), std::string::npos) << port.body;
+    EXPECT_NE(port.body.find("\"link_local\":\"fe80::"), std::string::npos) << port.body;
     auto metrics = call("GET", "/metrics");
     EXPECT_NE(metrics.body.find("sagd_fib6_routes{kind=\"installed\"} 2"), std::string::npos);
 }

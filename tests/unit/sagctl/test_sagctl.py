@@ -394,6 +394,8 @@ class SagctlTest(unittest.TestCase):
             (("show", "routes", "10.2.3.4"), {"prefix": "10.2.3.4/32", "match": "best"}),
             (("show", "routes", "origin", "connected"), {"origin": "connected"}),
             (("show", "route", "10.2.0.0/16", "best"), {"prefix": "10.2.0.0/16", "match": "best"}),
+            (("show", "routes", "2001:db8::/32", "longer"), {"prefix": "2001:db8::/32", "match": "longer"}),
+            (("show", "routes", "2001:db8:0::5"), {"prefix": "2001:db8::5/128", "match": "best"}),
         ]
         for args, query in cases:
             self.server.requests.clear()
@@ -416,6 +418,9 @@ class SagctlTest(unittest.TestCase):
             self.assertTrue(err.startswith("sagctl: "), err)
         rc, _, err = self.run_cli("show", "routes", "10.2.0.1/16")
         self.assertIn("did you mean 10.2.0.0/16", err)
+        rc, _, err = self.run_cli("show", "routes", "2001:db8::1/32", "longer")
+        self.assertEqual(rc, 64)
+        self.assertIn("did you mean 2001:db8::/32", err)
         self.assertEqual(self.server.requests, [])
 
     def test_show_onprem_neighbours(self):
