@@ -583,6 +583,77 @@ TEST_F(FpmServerTest, KeepsRoutesForTheGraceTimeAndSweepsWhatZebraDidNotResend) 
     EXPECT_EQ(fpm_->counters().swept, 1u);
 }
 
+// The same message for IPv6 (AF_INET6, 16-byte RTA_DST / RTA_GATEWAY).
+std::string fpm_route6(bool add, const char* dst, uint8_t len, const char* gateway) {
+    std::string nl;
+    auto put16 = [](std::string& s, uint16_t v) { s.append(reinterpret_cast<char*>(&v), 2); };
+    auto put32 = [](std::string& s, uint32_t v) { s.append(reinterpret_cast<char*>(&v), 4); };
+    auto addr = [&](uint16_t type, const char* text) {
+        uint8_t a[16];
+        EXPECT_EQ(inet_pton(AF_INET6, text, a), 1);
+        put16(nl, 20);
+        put16(nl, type);
+        nl.append(reinterpret_cast<char*>(a), 16);
+    };
+    put32(nl, 0);
+    put16(nl, add ? 24 : 25);
+    put16(nl, 0x1 | 0x400 | 0x100);
+    put32(nl, 0);
+    put32(nl, 0);
+    const uint8_t rtm[12] = {10 /*AF_INET6*/, len, 0, 0, 254, 186, 0, 1, 0, 0, 0, 0};
+    nl.append(reinterpret_cast<const char*>(rtm), sizeof rtm);
+    addr(1 /*RTA_DST*/, dst);
+    if (add) {
+        addr(5 /*RTA_GATEWAY*/, gateway);
+        put16(nl, 8);
+        put16(nl, 4 /*RTA_OIF*/);
+        put32(nl, 2);
+    }
+    uint32_t n = static_cast<uint32_t>(nl.size());
+    std::memcpy(nl.data(), &n, 4);
+    std::string m;
+    m.push_back(1);
+    m.push_back(1);
+    uint16_t total = htons(static_cast<uint16_t>(nl.size() + 4));
+    m.append(reinterpret_cast<char*>(&total), 2);
+    return m + nl;
+}
+
+TEST_F(FpmServerTest, InstallsIpv6RoutesWithTheIpv4Rules) {
+    auto learned6 = [&](const char* p, uint8_t len) -> const dp::learned_route6* {
+        fwd::prefix6_key k{};
+        EXPECT_EQ(inet_pton(AF_INET6, p, k.addr.data()), 1);
+        k.len = len;
+        auto it = gw_->writer().learned6().find(k);
+        return it == gw_->writer().learned6().end() ? nullptr : &it->second;
+    };
+    // On lan0's 2001:db8:1::/64, link-local (lan0 is the only IPv6 LAN port), and on no LAN.
+    send(fpm_route6(true, "fd50:1::", 64, "2001:db8:1::fe") +
+         fpm_route6(true, "fd50:2::", 64, "fe80::fe") +
+         fpm_route6(true, "fd50:3::", 64, "2001:db8:9::1"));
+    poll_until([&] { return learned6("fd50:2::", 64) != nullptr; });
+    ASSERT_NE(learned6("fd50:1::", 64), nullptr);
+    EXPECT_EQ(learned6("fd50:3::", 64), nullptr);
+    EXPECT_EQ(fpm_->counters().unresolved, 1u);
+    EXPECT_EQ(fpm_->installed6_count(), 2u);
+    auto r = call("GET", "/v1/routes?prefix=fd50::/16&match=longer&origin=learned");
+    EXPECT_NE(r.body.find("\"gateway\":\"2001:db8:1::fe\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"gateway\":\"fe80::fe\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("\"distance\":20"), std::string::npos) << r.body;
+    // A static route of the same prefix wins (distance 1 < 20); the learned one stays listed.
+    ASSERT_EQ(call("POST", "/v1/routes", "add fd50:1::/64 tunnel edge-1\n", "text/plain").status, 200);
+    auto both = call("GET", "/v1/routes?prefix=fd50:1::/64&match=exact");
+    EXPECT_NE(both.body.find("\"origin\":\"static\",\"distance\":1,\"installed\":true"),
+              std::string::npos) << both.body;
+    EXPECT_NE(both.body.find("\"origin\":\"learned\",\"distance\":20,\"installed\":false"),
+              std::string::npos) << both.body;
+    // Withdrawal.
+    send(fpm_route6(false, "fd50:2::", 64, nullptr));
+    poll_until([&] { return learned6("fd50:2::", 64) == nullptr; });
+    EXPECT_EQ(learned6("fd50:2::", 64), nullptr);
+    EXPECT_EQ(fpm_->installed6_count(), 1u);
+}
+
 TEST_F(ApiTest, Ipv6RoutesAreAddedListedAndDeletedLikeIpv4) {
     // text/plain batch mixing families: all or nothing.
     auto bad = call("POST", "/v1/routes",
