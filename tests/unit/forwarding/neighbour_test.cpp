@@ -349,3 +349,45 @@ TEST(neighbour, concurrent_reader_with_qsbr) {
     t.reset();
     rte_free(v);
 }
+
+// The IPv6 table (ND, RFC 4861) is the same template keyed by 16-byte addresses: the same
+// merge rule (an NA for an unknown address creates nothing), solicitation limits and aging.
+TEST(neighbour6, learn_resolve_and_age_like_arp) {
+    auto r = neighbour6_table::create(64);
+    ASSERT_TRUE(r) << r.err().message;
+    auto& t = *r.value();
+    const ipv6_bytes a{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    ipv6_bytes b = a;
+    b[15] = 2;
+    ipv6_bytes other_port = a; // same address, another port: another entry
+    EXPECT_EQ(t.learn(1, a, mac_a, 0, false).value(), learn_outcome::ignored);
+    EXPECT_EQ(t.lookup(1, a), nullptr);
+    // A packet wants b: solicit now, then at most once a second, 3 times, then FAILED.
+    EXPECT_TRUE(t.resolve_wanted(1, b, 0));
+    EXPECT_FALSE(t.resolve_wanted(1, b, 500));
+    EXPECT_TRUE(t.resolve_wanted(1, b, 1000));
+    EXPECT_TRUE(t.resolve_wanted(1, b, 2000));
+    EXPECT_FALSE(t.resolve_wanted(1, b, 3000));
+    EXPECT_EQ(t.lookup(1, b)->read().state, neighbour_state::failed);
+    // The answer for a solicited a (entry exists) makes it reachable; a different port is apart.
+    EXPECT_TRUE(t.resolve_wanted(1, a, 0));
+    EXPECT_EQ(t.learn(1, a, mac_b, 10, false).value(), learn_outcome::updated);
+    EXPECT_EQ(t.lookup(1, a)->read().state, neighbour_state::reachable);
+    EXPECT_EQ(t.lookup(1, a)->read().mac, mac_b);
+    EXPECT_EQ(t.lookup(2, other_port), nullptr);
+    EXPECT_EQ(t.lookup(1, a)->ip(), a);
+    // REACHABLE -> STALE after 30 s; in use -> PROBE with a solicitation.
+    std::vector<ipv6_bytes> asked;
+    auto record = [&](const neighbour6_entry& e) { asked.push_back(e.ip()); };
+    t.age(30'010, record);
+    EXPECT_EQ(t.lookup(1, a)->read().state, neighbour_state::stale);
+    t.lookup(1, a)->mark_used();
+    t.age(30'011, record);
+    EXPECT_EQ(t.lookup(1, a)->read().state, neighbour_state::probe);
+    EXPECT_EQ(asked, std::vector<ipv6_bytes>{a});
+    ASSERT_TRUE(t.remove(1, a));
+    EXPECT_EQ(t.lookup(1, a), nullptr);
+    auto missing = t.remove(1, a);
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.err().message.find("2001:db8::1"), std::string::npos) << missing.err().message;
+}
