@@ -191,6 +191,17 @@ int neighbours_cb(const dp::gateway& gw, const char*, rte_tel_data* d) {
             (e.port() < ports.size() ? ports[e.port()].name : "?") + "/" + format_ipv4(e.ip());
         rte_tel_data_add_dict_string(d, key.c_str(), mac);
     });
+    gw.neighbours6().for_each([&](const fwd::neighbour6_entry& e) {
+        if (++n > RTE_TEL_MAX_DICT_ENTRIES)
+            return;
+        auto v = e.read();
+        char mac[32];
+        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x %s", v.mac[0], v.mac[1], v.mac[2],
+                 v.mac[3], v.mac[4], v.mac[5], fwd::to_string(v.state));
+        std::string key =
+            (e.port() < ports.size() ? ports[e.port()].name : "?") + "/" + fwd::format_ipv6(e.ip());
+        rte_tel_data_add_dict_string(d, key.c_str(), mac);
+    });
     return 0;
 }
 
