@@ -17,17 +17,27 @@
 #      session go down too;
 #   3. the path is restored: both ends come back up, and after the hold-down the traffic
 #      returns to the master with no loss (the stream has exactly one gap: the failover);
+#   3a. the cut of 2/3 again while a load sender floods branch -> cloud (8 UDP flows, 64 B, 80 kpps, more
+#      than reaches sagd: offered >= 1.1 x what sagd takes in): longest probe gap <= MAX_GAP_MS,
+#      the probe continues on the backup, failback after the hold-down; rates logged;
 #   3b. 30% loss on the master path (nftables in the WAN bridge) under a stream: the master's
 #      health check SLA class (loss <= 10%) steers the traffic to the backup while it lasts;
 #   4. sagd's own WAN port goes down (sagd-wan down): its tunnel is down at once (cause: link),
 #      before BFD could notice.
-# Environment: FAILOVER_RATE (default 2000), FAILOVER_MAX_GAP_MS (350), FAILOVER_HOLD_MS (2000).
+# Environment: FAILOVER_RATE (default 2000), FAILOVER_MAX_GAP_MS (350), FAILOVER_HOLD_MS (2000),
+# FAILOVER_LOAD_RATE (80000), FAILOVER_LOAD_FLOWS (8), FAILOVER_LOAD_PIN ("taskset -c 0").
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$IT_LIB_DIR/frr/frr_lib.sh"
 RATE=${FAILOVER_RATE:-2000}
 MAX_GAP_MS=${FAILOVER_MAX_GAP_MS:-350}
 HOLD_MS=${FAILOVER_HOLD_MS:-2000}
+LOAD_RATE=${FAILOVER_LOAD_RATE:-80000}      # pps offered by the load sender, all flows
+LOAD_FLOWS=${FAILOVER_LOAD_FLOWS:-8}
+LOAD_PORT0=6001
+# CPU 0, beside sagd's worker: on CPU 1 it starves the edges, which then drop ~20% of what sagd
+# sends them and the master's health check SLA (loss <= 10%) steers away before the cut.
+LOAD_PIN=${FAILOVER_LOAD_PIN-taskset -c 0}
 it_sagd_bin >/dev/null
 [ -x "$FRR_SBIN/bfdd" ] && [ -x "$FRR_SBIN/zebra" ] || it_skip "FRR bfdd/zebra not installed"
 id "$FRR_USER" >/dev/null 2>&1 || it_skip "user $FRR_USER missing (package frr)"
@@ -268,6 +278,119 @@ grep -q "group 'ccn': active edge-a -> edge-b (tunnel 'edge-a' bfd down" "${IT_L
     it_fail "the failover was not logged with its cause"
 api /metrics | grep -q 'sagd_group_switches_total{group="ccn",kind="failover"} 1' ||
     it_fail "metrics: $(api /metrics | grep sagd_group)"
+
+# ---- 3a. the same cut under saturation. A load sender in the branch (LOAD_FLOWS UDP flows of
+# 64 bytes, LOAD_RATE pps, on sagd's CPU) runs beside the probe stream; the cloud drops the load in
+# prerouting (nftables, counted per interface: no socket, no ICMP port-unreachable storm back
+# through the tunnel). More is offered on sagd's LAN wire than reaches sagd (the kernel's veth
+# backlog and af_packet ring overflow), so the probe stream also loses packets at random: only
+# its longest gap is asserted, not "exactly one gap" (random gaps measured 30-70 ms).
+# Note: what saturates here is the kernel path into sagd (veth backlog, af_packet ring) on this
+# 2-core box, with sagd's worker sharing its CPU with the sender; not the worker's own loop: its
+# busy ratio (polls that found packets) stays low, it polls between the kernel's bursts.
+it_log "stream again, with sagd saturated by a background load"
+nft_load() {
+    printf '%s\n' 'table inet sagd_load {' '  counter load_cl0 { }' '  counter load_cl1 { }' \
+        '  counter probe_cl1 { }' '  chain pre {' \
+        '    type filter hook prerouting priority -300; policy accept;' \
+        "    iifname \"$IF_CLOUD\" udp dport $LOAD_PORT0-$((LOAD_PORT0 + LOAD_FLOWS - 1)) counter name load_cl0 drop" \
+        "    iifname \"cl1\" udp dport $LOAD_PORT0-$((LOAD_PORT0 + LOAD_FLOWS - 1)) counter name load_cl1 drop" \
+        '    iifname "cl1" udp dport 5001 counter name probe_cl1' '  }' '}' |
+        ip netns exec "$NS_CLOUD" nft -f -
+}
+nft_count() { ip netns exec "$NS_CLOUD" nft list counter inet sagd_load "$1" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+# load_snap: one line of figures for the window arithmetic below (time, what the branch put on
+# the wire toward sagd, what sagd took in on lan0 and sent into each tunnel, its worker's loops)
+load_snap() {
+    local t=$(date +%s%N) off lan ta tb c cl
+    off=$(ip netns exec "$NS_BRANCH" cat "/sys/class/net/$IF_BRANCH/statistics/tx_packets")
+    lan=$(api /v1/ports/lan0); ta=$(api /v1/tunnels/edge-a); tb=$(api /v1/tunnels/edge-b)
+    c=$(api /v1/counters) || return 1; cl=$(( $(nft_count load_cl0) + $(nft_count load_cl1) ))
+    "$IT_PY" -c 'import json,sys
+lan, ta, tb, c = (json.loads(x) for x in sys.argv[4:8])
+w = c["workers"][0]
+print(sys.argv[1], sys.argv[2], lan["counters"]["rx_packets"], ta["counters"]["tx_packets"],
+      tb["counters"]["tx_packets"], w["loops"], w["busy_loops"], sys.argv[3], w["busy_cycles"],
+      w["busy_packets"])' "$t" "$off" "$cl" "$lan" "$ta" "$tb" "$c"
+}
+nft_load || it_fail "nft (cloud) failed"
+rm -f "$IT_DIR/rx.json" "$IT_DIR/tx.json" "$IT_DIR/rx.ready" "$IT_DIR/tx.ready" "$IT_DIR/load.json" "$IT_DIR/load.ready"
+it_start rx "$NS_CLOUD" "$IT_PY" "$SEQ" recv --listen 5001 --local "$IP_CLOUD" --idle 3 \
+    --stats-file "$IT_DIR/rx.json" --ready-file "$IT_DIR/rx.ready"
+it_wait 10 "receiver" test -s "$IT_DIR/rx.ready" || it_fail "the receiver did not start"
+to=(); for i in $(seq 0 $((LOAD_FLOWS - 1))); do to+=(--to "$IP_CLOUD:$((LOAD_PORT0 + i))"); done
+# shellcheck disable=SC2086
+it_start load "$NS_BRANCH" $LOAD_PIN "$IT_PY" "$SEQ" send "${to[@]}" --rate $(( LOAD_RATE / LOAD_FLOWS )) \
+    --duration 30 --size 64 --batch 64 --slip-ms 20 --stream-base 100 \
+    --stats-file "$IT_DIR/load.json" --ready-file "$IT_DIR/load.ready"
+it_wait 10 "load sender" test -s "$IT_DIR/load.ready" || it_fail "the load sender did not start"
+# the probe stream runs until the load has stopped (its END markers must not drown in it)
+it_start tx "$NS_BRANCH" "$IT_PY" "$SEQ" send --to "$IP_CLOUD:5001" --rate "$RATE" \
+    --duration 30 --size 200 --stats-file "$IT_DIR/tx.json" --ready-file "$IT_DIR/tx.ready"
+it_wait 10 "sender" test -s "$IT_DIR/tx.ready" || it_fail "the sender did not start"
+sleep 1.5
+s0=$(load_snap)
+sleep 0.5
+[ "$(active)" = edge-a ] || it_fail "the load alone moved the traffic off the master: $(api /v1/groups/ccn)"
+it_log "cutting the master path under load"
+ip -n "$NS_WAN" link set wa-edge down
+t_cut=$(date +%s%N)
+it_wait 3 "failover to edge-b" is_active edge-b || it_fail "no failover under load: $(api /v1/groups/ccn)"
+it_log "failed over under load after $(( ($(date +%s%N) - t_cut) / 1000000 )) ms (polled): $(jget "$(api /v1/groups/ccn)" 'd["last_cause"]')"
+probe_b0=$(nft_count probe_cl1)
+sleep 1
+probe_b1=$(nft_count probe_cl1)
+s1=$(load_snap)
+it_log "restoring the master path"
+ip -n "$NS_WAN" link set wa-edge up
+it_wait 10 "sagd's session of edge-a up again" bfd_up_a || it_fail "BFD did not come back under load: $(api /v1/tunnels/edge-a/health)"
+it_wait 5 "edge-a in service again" tunnel_is edge-a up || it_fail "edge-a stays down under load: $(api /v1/tunnels/edge-a/health)"
+t_up=$(date +%s%N)
+it_wait $(( HOLD_MS / 1000 + 3 )) "failback to edge-a under load" is_active edge-a ||
+    it_fail "no failback under load: $(api /v1/groups/ccn)"
+it_log "failback under load $(( ($(date +%s%N) - t_up) / 1000000 )) ms after edge-a was up again (hold-down $HOLD_MS ms)"
+s2=$(load_snap)
+it_stop load 5
+sleep 0.5
+it_stop tx 5
+it_wait 10 "stream end" test -s "$IT_DIR/rx.json" || it_fail "the receiver did not finish"
+test -s "$IT_DIR/load.json" || it_fail "the load sender left no figures"
+rx=$(cat "$IT_DIR/rx.json"); ld=$(cat "$IT_DIR/load.json")
+# figures over two windows: s0..s1 (master until the cut, then the backup), s1..s2 (restore and
+# failback); the saturation proof is taken over the whole of them (s0..s2)
+it_log "snapshots: $s0 / $s1 / $s2"
+read -r fig <<<"$("$IT_PY" -c 'import sys
+a, b, c = ([int(x) for x in s.split()] for s in sys.argv[1:4])
+def rates(p, q):
+    dt = (q[0] - p[0]) / 1e9
+    off, rx, tx, cl = (q[1] - p[1]) / dt, (q[2] - p[2]) / dt, (q[3] + q[4] - p[3] - p[4]) / dt, (q[7] - p[7]) / dt
+    busy = (q[6] - p[6]) / max(q[5] - p[5], 1)
+    return dt, off, rx, tx, cl, busy
+dt, off, rx, tx, cl, busy = rates(a, c)
+_, _, _, txb, _, _ = rates(a, b)
+cpp = (c[8] - a[8]) // max(c[9] - a[9], 1)
+print("%.1f %d %d %d %d %.4f %d %.1f %d" % (dt, off, rx, tx, cl, busy, txb, 100.0 * (off - rx) / off, cpp))' "$s0" "$s1" "$s2")"
+read -r win off_pps rx_pps fwd_pps cloud_pps busy cut_pps lan_drop_pct cpp <<<"$fig"
+it_log "under load (${win} s window from before the cut to after the failback): offered $off_pps pps at sagd's LAN (the load sender sent $(jget "$ld" 'sum(v["sent"] for v in d["streams"].values())') packets), sagd took in $rx_pps pps (${lan_drop_pct}% dropped by the kernel before sagd), forwarded $fwd_pps pps into the tunnels ($cut_pps pps in the window around the cut), the cloud got $cloud_pps pps of it; worker busy ratio $busy, $cpp TSC cycles per packet"
+it_log "probe receiver under load: $rx"
+gap=$(st max_gap_ms); gap_pkts=$(st max_gap_pkts)
+it_log "failover gap under load ${gap} ms ($gap_pkts packets at $RATE pps), lost $(st lost) of $(st expected), gaps $(st gaps), probe packets through edge-b in 1 s after the failover: $((probe_b1 - probe_b0)); worst gaps: $(jget "$rx" "list(d['streams'].values())[0]['worst_gaps'][:4]")"
+"$IT_PY" -c "import sys; sys.exit(0 if float('$gap') <= $MAX_GAP_MS else 1)" ||
+    it_fail "failover gap under load ${gap} ms > $MAX_GAP_MS ms"
+# the trailing gap (packets lost after the last one received) has no end time: bound it in packets
+[ "$gap_pkts" -le $(( MAX_GAP_MS * RATE / 1000 )) ] || it_fail "a gap of $gap_pkts packets under load (more than $MAX_GAP_MS ms at $RATE pps)"
+[ "$(st end_seen)" = True ] || it_fail "the probe stream's end markers were lost"
+[ $((probe_b1 - probe_b0)) -ge $(( RATE / 4 )) ] || it_fail "the probe stream did not continue on edge-b: $((probe_b1 - probe_b0)) packets in 1 s"
+[ "$(st duplicates)" = 0 ] || it_fail "duplicates"
+[ "$off_pps" -gt $(( rx_pps * 11 / 10 )) ] ||
+    it_fail "not saturated: the offered load ($off_pps pps) did not exceed what reached sagd ($rx_pps pps) by 10%"
+g=$(api /v1/groups/ccn)
+[ "$(jget "$g" 'd["failovers"]')" = 2 ] && [ "$(jget "$g" 'd["failbacks"]')" = 2 ] ||
+    it_fail "group counters after the cut under load: $g"
+[ "$(grep -c "group 'ccn': active edge-a -> edge-b (tunnel 'edge-a' bfd down" "${IT_LOGS[sagd]}")" = 2 ] ||
+    it_fail "the failover under load was not by BFD: $(grep "group 'ccn'" "${IT_LOGS[sagd]}" | tail -3)"
+it_wait 10 "bfdd sees both sessions up again" both_up || it_fail "bfdd: $(frr_vtysh cloud 'show bfd peers brief')"
+ip netns exec "$NS_CLOUD" nft delete table inet sagd_load
 
 # ---- 3b. brown-out: 30% loss on the master path (both directions, nftables in the WAN bridge;
 # this kernel has no netem). The health check's SLA class (loss <= 10% over 20 probes) must
