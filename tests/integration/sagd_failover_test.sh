@@ -17,7 +17,7 @@
 #      session go down too;
 #   3. the path is restored: both ends come back up, and after the hold-down the traffic
 #      returns to the master with no loss (the stream has exactly one gap: the failover);
-#   3a. the cut of 2/3 again while a load sender floods branch -> cloud (8 UDP flows, 64 B, 65 kpps, more
+#   3a. the cut of 2/3 again while a load sender floods branch -> cloud (8 UDP flows, 64 B, 75 kpps, more
 #      than reaches sagd: offered >= 1.1 x what sagd takes in): longest probe gap <= MAX_GAP_MS,
 #      the probe continues on the backup, failback after the hold-down; rates logged;
 #   3b. 30% loss on the master path (nftables in the WAN bridge) under a stream: the master's
@@ -25,14 +25,14 @@
 #   4. sagd's own WAN port goes down (sagd-wan down): its tunnel is down at once (cause: link),
 #      before BFD could notice.
 # Environment: FAILOVER_RATE (default 2000), FAILOVER_MAX_GAP_MS (350), FAILOVER_HOLD_MS (2000),
-# FAILOVER_LOAD_RATE (65000), FAILOVER_LOAD_FLOWS (8), FAILOVER_LOAD_PIN ("taskset -c 0").
+# FAILOVER_LOAD_RATE (75000), FAILOVER_LOAD_FLOWS (8), FAILOVER_LOAD_PIN ("taskset -c 0").
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$IT_LIB_DIR/frr/frr_lib.sh"
 RATE=${FAILOVER_RATE:-2000}
 MAX_GAP_MS=${FAILOVER_MAX_GAP_MS:-350}
 HOLD_MS=${FAILOVER_HOLD_MS:-2000}
-LOAD_RATE=${FAILOVER_LOAD_RATE:-65000}      # pps offered by the load sender, all flows
+LOAD_RATE=${FAILOVER_LOAD_RATE:-75000}      # pps offered by the load sender, all flows
 LOAD_FLOWS=${FAILOVER_LOAD_FLOWS:-8}
 LOAD_PORT0=6001
 # CPU 0, beside sagd's worker: on CPU 1 it starves the edges, which then drop ~20% of what sagd
