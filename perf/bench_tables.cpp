@@ -84,6 +84,27 @@ ipv4_prefix nth_prefix(uint32_t i) {
     return {(0x0b000000u + (i << 8)), 24};
 }
 
+// The timed part: every add batch, then every delete batch; items = routes added + deleted.
+void run_add_then_delete(benchmark::State& state, applier& a,
+                         const std::vector<dp::change_set>& adds,
+                         const std::vector<dp::change_set>& dels, uint32_t n, uint32_t batch) {
+    for (auto _ : state) {
+        for (const auto& cs : adds)
+            if (!a.apply(cs)) {
+                state.SkipWithError("add failed");
+                return;
+            }
+        for (const auto& cs : dels)
+            if (!a.apply(cs)) {
+                state.SkipWithError("delete failed");
+                return;
+            }
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n * 2);
+    state.counters["routes"] = n;
+    state.counters["batch"] = batch;
+}
+
 void BM_routes_add_then_delete(benchmark::State& state) {
     const auto n = static_cast<uint32_t>(state.range(0));
     const auto batch = static_cast<uint32_t>(state.range(1));
@@ -105,21 +126,7 @@ void BM_routes_add_then_delete(benchmark::State& state) {
         adds.push_back(std::move(add));
         dels.push_back(std::move(del));
     }
-    for (auto _ : state) {
-        for (const auto& cs : adds)
-            if (!a.apply(cs)) {
-                state.SkipWithError("add failed");
-                return;
-            }
-        for (const auto& cs : dels)
-            if (!a.apply(cs)) {
-                state.SkipWithError("delete failed");
-                return;
-            }
-    }
-    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n * 2);
-    state.counters["routes"] = n;
-    state.counters["batch"] = batch;
+    run_add_then_delete(state, a, adds, dels, n, batch);
 }
 BENCHMARK(BM_routes_add_then_delete)
     ->Args({100'000, 10'000})
@@ -156,21 +163,7 @@ void BM_learned_random_add_then_delete(benchmark::State& state) {
         adds.push_back(std::move(add));
         dels.push_back(std::move(del));
     }
-    for (auto _ : state) {
-        for (const auto& cs : adds)
-            if (!a.apply(cs)) {
-                state.SkipWithError("add failed");
-                return;
-            }
-        for (const auto& cs : dels)
-            if (!a.apply(cs)) {
-                state.SkipWithError("delete failed");
-                return;
-            }
-    }
-    state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n * 2);
-    state.counters["routes"] = n;
-    state.counters["batch"] = batch;
+    run_add_then_delete(state, a, adds, dels, n, batch);
 }
 BENCHMARK(BM_learned_random_add_then_delete)
     ->Args({1'000'000, 100'000})
