@@ -481,7 +481,8 @@ http_response api::get_ports(const std::string& name) {
         j.member("device", cfg.ports[i].device);
         j.member("address", format_ipv4(p.address) + "/" + std::to_string(p.prefix_len));
         if (p.ipv6) {
-            j.member("address6", fwd::format_ipv6(p.address6) + "/" + std::to_string(p.prefix6_len));
+            j.member("address6",
+                     fwd::format_ipv6(p.address6) + "/" + std::to_string(p.prefix6_len));
             j.member("link_local", fwd::format_ipv6(p.link_local));
         }
         j.key("gateway");
@@ -879,7 +880,8 @@ http_response api::get_groups(const std::string& name) {
             const auto& m = gc.members[i];
             bool up = g != nullptr && i < g->members.size() && t.member_up(g->members[i]);
             bool held = up && !t.member_ready(g->members[i], now, g->hold_down_ns);
-            bool brown = up && g->members[i].health != nullptr && g->members[i].health->browned_out();
+            bool brown =
+                up && g->members[i].health != nullptr && g->members[i].health->browned_out();
             j.begin_object();
             j.member("tunnel", m.tunnel).member("priority", m.priority).member("weight", m.weight);
             j.member("state", up ? (held ? "hold-down" : brown ? "brown-out" : "up") : "down");
@@ -1157,8 +1159,8 @@ http_response api::get_onprem() {
     for (const auto& p : t.ports)
         if (p.role == port_role::lan && p.ipv6)
             j.begin_object()
-                .member("prefix", format_ipv6_prefix({fwd::ipv6_mask(p.address6, p.prefix6_len),
-                                                      p.prefix6_len}))
+                .member("prefix", format_ipv6_prefix(
+                                      {fwd::ipv6_mask(p.address6, p.prefix6_len), p.prefix6_len}))
                 .member("origin", "connected")
                 .member("port", p.name)
                 .end_object();

@@ -120,8 +120,8 @@ std::optional<std::string> parse_batch_line6(const std::string_view* words, size
     if (n == 6) {
         unsigned d = 0;
         auto [p, ec] = std::from_chars(words[5].data(), words[5].data() + words[5].size(), d);
-        if (words[4] != "distance" || ec != std::errc{} ||
-            p != words[5].data() + words[5].size() || d < 1 || d > 255)
+        if (words[4] != "distance" || ec != std::errc{} || p != words[5].data() + words[5].size() ||
+            d < 1 || d > 255)
             return where() + "expected distance 1..255";
         r.distance = static_cast<uint8_t>(d);
     }
@@ -359,8 +359,7 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
         if (seen6[i].first == seen6[i - 1].first)
             return "line " + std::to_string(seen6[i].second) + ": prefix " +
                    fwd::format_prefix6(seen6[i].first.addr, seen6[i].first.len) +
-                   " appears twice in the batch (line " + std::to_string(seen6[i - 1].second) +
-                   ")";
+                   " appears twice in the batch (line " + std::to_string(seen6[i - 1].second) + ")";
     return std::nullopt;
 }
 

@@ -19,7 +19,6 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <map>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -27,6 +26,7 @@
 #include <fcntl.h>
 #include <initializer_list>
 #include <istream>
+#include <map>
 #include <streambuf>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -964,16 +964,17 @@ class loader {
     tunnel_bfd_config load_bfd(const field& b, const scope& s) {
         scope bs = s.sub("bfd.", false);
         expect_map(b.value, bs, "bfd");
-        fields f(b.value,
-                 {"local", "remote", "transmit_interval_ms", "receive_interval_ms",
-                  "detect_multiplier"},
-                 bs);
+        fields f(
+            b.value,
+            {"local", "remote", "transmit_interval_ms", "receive_interval_ms", "detect_multiplier"},
+            bs);
         tunnel_bfd_config c;
         c.local = get_unicast(f.need("local"), bs);
         const field& remote = f.need("remote");
         c.remote = get_unicast(remote, bs);
         if (c.remote == c.local)
-            fail(bs, remote.value.Mark(), "remote " + format_ipv4(c.remote) + " is the local address");
+            fail(bs, remote.value.Mark(),
+                 "remote " + format_ipv4(c.remote) + " is the local address");
         if (auto* x = f.find("transmit_interval_ms"))
             c.desired_min_tx_us = static_cast<uint32_t>(get_uint(*x, bs, 50, 60000) * 1000);
         if (auto* x = f.find("receive_interval_ms"))
@@ -1204,7 +1205,8 @@ class loader {
             const std::string& gt = get_text(*gf, s);
             std::string why = ipv6_problem(gt, route.gateway);
             if (!why.empty())
-                fail(s, gf->value.Mark(), "gateway " + quote(gt) + " is not an IPv6 address: " + why);
+                fail(s, gf->value.Mark(),
+                     "gateway " + quote(gt) + " is not an IPv6 address: " + why);
             why = ipv6_unicast_problem(route.gateway);
             if (!why.empty())
                 fail(s, gf->value.Mark(), "gateway " + quote(gt) + " " + why);
@@ -1215,9 +1217,9 @@ class loader {
                 if (p.role != port_role::lan || !p.address6)
                     continue;
                 ++v6_lans;
-                prefixes += (prefixes.empty() ? "" : ", ") + p.name + " " +
-                            fwd::format_prefix6(fwd::ipv6_mask(*p.address6, p.prefix6_len),
-                                                p.prefix6_len);
+                prefixes +=
+                    (prefixes.empty() ? "" : ", ") + p.name + " " +
+                    fwd::format_prefix6(fwd::ipv6_mask(*p.address6, p.prefix6_len), p.prefix6_len);
                 if (!lan && fwd::ipv6_in_prefix(route.gateway, *p.address6, p.prefix6_len))
                     lan = &p;
             }
@@ -1718,11 +1720,12 @@ std::string dump_config(const config& cfg, bool with_keys) {
                 out += "\n";
             }
             if (t.bfd)
-                out += "    bfd: {local: " + format_ipv4(t.bfd->local) +
-                       ", remote: " + format_ipv4(t.bfd->remote) +
-                       ", transmit_interval_ms: " + std::to_string(t.bfd->desired_min_tx_us / 1000) +
-                       ", receive_interval_ms: " + std::to_string(t.bfd->required_min_rx_us / 1000) +
-                       ", detect_multiplier: " + std::to_string(t.bfd->detect_mult) + "}\n";
+                out +=
+                    "    bfd: {local: " + format_ipv4(t.bfd->local) +
+                    ", remote: " + format_ipv4(t.bfd->remote) +
+                    ", transmit_interval_ms: " + std::to_string(t.bfd->desired_min_tx_us / 1000) +
+                    ", receive_interval_ms: " + std::to_string(t.bfd->required_min_rx_us / 1000) +
+                    ", detect_multiplier: " + std::to_string(t.bfd->detect_mult) + "}\n";
             if (t.health_check)
                 out += "    health_check: {target: " + format_ipv4(t.health_check->target) +
                        ", source: " + format_ipv4(t.health_check->source) +
@@ -1731,8 +1734,7 @@ std::string dump_config(const config& cfg, bool with_keys) {
                        ", failures: " + std::to_string(t.health_check->failures) +
                        ", rtt_threshold_ms: " + std::to_string(t.health_check->rtt_threshold_ms) +
                        ", window: " + std::to_string(t.health_check->window) +
-                       sla_text(t.health_check->sla) +
-                       "}\n";
+                       sla_text(t.health_check->sla) + "}\n";
         }
     }
     if (!cfg.groups.empty()) {

@@ -9,8 +9,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "control-shim/fpm.hpp"
 #include "control-shim/http.hpp"
@@ -84,7 +84,7 @@ class fpm_server {
     fpm_framer framer_;
     learned_routes store_;
     fpm_server_counters counters_;
-    std::vector<route_key> touched_; // since the last install; may repeat a key
+    std::vector<route_key> touched_;           // since the last install; may repeat a key
     std::optional<uint64_t> pending_since_ms_; // when touched_ became non-empty
     std::optional<uint64_t> stale_since_ms_;
     uint64_t now_ms_ = 0;

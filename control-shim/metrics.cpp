@@ -59,7 +59,8 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
     }
 
     // Health and failover (issue 5).
-    w.family("sagd_tunnel_up", prom_type::gauge, "1 when the tunnel may carry traffic (BFD Up, link up)");
+    w.family("sagd_tunnel_up", prom_type::gauge,
+             "1 when the tunnel may carry traffic (BFD Up, link up)");
     for (const auto& tun : t.tunnels)
         if (tun && tun->health)
             w.sample({{"tunnel", tun->name}}, uint64_t{tun->health->up() ? 1u : 0u});
@@ -80,16 +81,20 @@ std::string render_metrics(const dp::gateway& gw, const fpm_server* fpm) {
     for (const auto& tun : t.tunnels)
         if (tun && tun->health && tun->bfd) {
             const auto& b = tun->health->bfd;
-            w.sample({{"tunnel", tun->name}, {"direction", "tx"}}, b.tx.load(std::memory_order_relaxed));
-            w.sample({{"tunnel", tun->name}, {"direction", "rx"}}, b.rx.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"direction", "tx"}},
+                     b.tx.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"direction", "rx"}},
+                     b.rx.load(std::memory_order_relaxed));
             w.sample({{"tunnel", tun->name}, {"direction", "rx_dropped"}},
                      b.rx_dropped.load(std::memory_order_relaxed));
         }
-    w.family("sagd_bfd_transitions_total", prom_type::counter, "BFD session transitions to Up/Down");
+    w.family("sagd_bfd_transitions_total", prom_type::counter,
+             "BFD session transitions to Up/Down");
     for (const auto& tun : t.tunnels)
         if (tun && tun->health && tun->bfd) {
             const auto& b = tun->health->bfd;
-            w.sample({{"tunnel", tun->name}, {"to", "up"}}, b.up_transitions.load(std::memory_order_relaxed));
+            w.sample({{"tunnel", tun->name}, {"to", "up"}},
+                     b.up_transitions.load(std::memory_order_relaxed));
             w.sample({{"tunnel", tun->name}, {"to", "down"}},
                      b.down_transitions.load(std::memory_order_relaxed));
         }

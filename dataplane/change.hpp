@@ -44,7 +44,7 @@ struct change_set {
     std::vector<ipv4_prefix> delete_routes; // static routes
     std::vector<learned_route4> put_learned;
     std::vector<ipv4_prefix> delete_learned;
-    std::vector<route6_config> put_routes6;   // static IPv6 routes
+    std::vector<route6_config> put_routes6; // static IPv6 routes
     std::vector<ipv6_prefix> delete_routes6;
     std::vector<learned_route6> put_learned6;
     std::vector<ipv6_prefix> delete_learned6;

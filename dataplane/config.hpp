@@ -61,8 +61,8 @@ enum class tunnel_encap : uint8_t { esp, esp_udp };
 // BFD (RFC 5880 asynchronous mode) carried inside the tunnel: single-hop framing (RFC 5881:
 // UDP 3784, TTL 255) between two inner addresses, run by the tunnel's owner worker.
 struct tunnel_bfd_config {
-    ipv4_addr local = 0;                 // our inner address (source of our control packets)
-    ipv4_addr remote = 0;                // the far end's inner address (e.g. FRR bfdd)
+    ipv4_addr local = 0;                  // our inner address (source of our control packets)
+    ipv4_addr remote = 0;                 // the far end's inner address (e.g. FRR bfdd)
     uint32_t desired_min_tx_us = 300'000; // 50 ms .. 60 s
     uint32_t required_min_rx_us = 300'000;
     uint8_t detect_mult = 3; // 1..255
@@ -106,7 +106,7 @@ struct tunnel_config {
     uint32_t replay_window = 1024; // 0 disables anti-replay; else 64..4096
     bool esn = false;
     sa_config outbound_sa;
-    std::vector<sa_config> inbound_sas; // one or two (two during rekey)
+    std::vector<sa_config> inbound_sas;   // one or two (two during rekey)
     std::optional<tunnel_bfd_config> bfd; // liveness inside the tunnel; none: up while it exists
     std::optional<tunnel_check_config> health_check;
 };
