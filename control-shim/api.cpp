@@ -38,6 +38,27 @@ http_response error_response(int status, std::string_view message) {
     return json_response(status, json_error(message));
 }
 
+// GET of a collection of n named objects: the one called `name` (404 when there is none), or
+// all of them as {"<plural>": [...]} when no name is given. name_of(i) and write(i) by index.
+template <typename NameOf, typename Write>
+http_response one_or_all(json_writer& j, const std::string& name, std::string_view kind,
+                         const char* plural, size_t n, NameOf name_of, Write write) {
+    if (!name.empty()) {
+        for (size_t i = 0; i < n; ++i)
+            if (name_of(i) == name) {
+                write(i);
+                return json_response(200, j.take());
+            }
+        return error_response(404,
+                              std::string(kind) + " '" + name + "': no such " + std::string(kind));
+    }
+    j.begin_object().key(plural).begin_array();
+    for (size_t i = 0; i < n; ++i)
+        write(i);
+    j.end_array().end_object();
+    return json_response(200, j.take());
+}
+
 int status_of(dp::change_error e) {
     switch (e) {
     case dp::change_error::invalid:
@@ -503,19 +524,9 @@ http_response api::get_ports(const std::string& name) {
         j.end_object();
         j.end_object();
     };
-    if (!name.empty()) {
-        for (size_t i = 0; i < t.ports.size(); ++i)
-            if (t.ports[i].name == name) {
-                write_port(i);
-                return json_response(200, j.take());
-            }
-        return error_response(404, "port '" + name + "': no such port");
-    }
-    j.begin_object().key("ports").begin_array();
-    for (size_t i = 0; i < t.ports.size(); ++i)
-        write_port(i);
-    j.end_array().end_object();
-    return json_response(200, j.take());
+    return one_or_all(
+        j, name, "port", "ports", t.ports.size(),
+        [&](size_t i) -> const std::string& { return t.ports[i].name; }, write_port);
 }
 
 http_response api::patch_port(const std::string& name, const std::string& body) {
@@ -709,19 +720,10 @@ http_response api::get_tunnels(const std::string& name) {
         }
         j.end_object();
     };
-    if (!name.empty()) {
-        for (const auto& tc : cfg.tunnels)
-            if (tc.name == name) {
-                write_tunnel(tc);
-                return json_response(200, j.take());
-            }
-        return error_response(404, "tunnel '" + name + "': no such tunnel");
-    }
-    j.begin_object().key("tunnels").begin_array();
-    for (const auto& tc : cfg.tunnels)
-        write_tunnel(tc);
-    j.end_array().end_object();
-    return json_response(200, j.take());
+    return one_or_all(
+        j, name, "tunnel", "tunnels", cfg.tunnels.size(),
+        [&](size_t i) -> const std::string& { return cfg.tunnels[i].name; },
+        [&](size_t i) { write_tunnel(cfg.tunnels[i]); });
 }
 
 http_response api::put_tunnel(const std::string& name, const std::string& body, bool create) {
@@ -890,19 +892,10 @@ http_response api::get_groups(const std::string& name) {
         j.end_array();
         j.end_object();
     };
-    if (!name.empty()) {
-        for (const auto& gc : cfg.groups)
-            if (gc.name == name) {
-                write_group(gc);
-                return json_response(200, j.take());
-            }
-        return error_response(404, "group '" + name + "': no such group");
-    }
-    j.begin_object().key("groups").begin_array();
-    for (const auto& gc : cfg.groups)
-        write_group(gc);
-    j.end_array().end_object();
-    return json_response(200, j.take());
+    return one_or_all(
+        j, name, "group", "groups", cfg.groups.size(),
+        [&](size_t i) -> const std::string& { return cfg.groups[i].name; },
+        [&](size_t i) { write_group(cfg.groups[i]); });
 }
 
 http_response api::put_group(const std::string& name, const std::string& body, bool create) {
