@@ -1028,7 +1028,7 @@ http_server::clock::time_point http_server::deadline(const connection& c) const 
     return c.draining ? c.drain_until : c.last_progress + options_.idle_timeout;
 }
 
-void http_server::poll_once(int timeout_ms) {
+bool http_server::poll_once(int timeout_ms) {
     std::vector<pollfd> fds;
     fds.reserve(2 + connections_.size());
     if (unix_fd_ >= 0)
@@ -1083,6 +1083,7 @@ void http_server::poll_once(int timeout_ms) {
                 accept_ready(fds[i].fd, fds[i].fd == unix_fd_ ? http_transport::unix_socket
                                                               : http_transport::tcp);
     }
+    return ready > 0;
 }
 
 void http_server::accept_ready(int listen_fd, http_transport transport) {

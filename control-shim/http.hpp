@@ -228,7 +228,8 @@ class http_server {
 
     // Waits up to timeout_ms (0: not at all) for readiness, then serves what is ready:
     // accepts, reads, answers complete requests, writes, closes idle connections.
-    void poll_once(int timeout_ms);
+    // Returns whether anything happened (a connection had events or one was accepted).
+    bool poll_once(int timeout_ms);
     // poll_once() until `stop` is set; notices `stop` within 100 ms.
     void run(const std::atomic<bool>& stop);
 

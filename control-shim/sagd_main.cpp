@@ -312,11 +312,11 @@ int main(int argc, char** argv) {
         fflush(stdout);
         auto control = [&](uint64_t now_ms) {
             bool busy = false;
-            if (http) {
-                size_t before = http->connection_count();
-                http->poll_once(0);
-                busy |= http->connection_count() != 0 || before != 0;
-            }
+            // Busy only while something happens: an idle keep-alive client (a monitoring
+            // poller, sagctl) must not keep the control core spinning, which would starve
+            // zebra and the other daemons that share it.
+            if (http)
+                busy |= http->poll_once(0);
             if (fpm)
                 busy |= fpm->poll(now_ms);
             busy |= api.poll(now_ms);

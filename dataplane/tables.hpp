@@ -80,7 +80,7 @@ struct tables {
     std::array<uint8_t, RTE_MAX_ETHPORTS> port_index_by_id{};
     std::vector<std::shared_ptr<const tunnel_runtime>> tunnels; // by id; null: free id
     std::vector<std::shared_ptr<const group_runtime>> groups;   // by id; null: free id
-    rte_fib* fib = nullptr;                                     // the published FIB copy
+    const fwd::fib4_table* fib = nullptr;                       // the published FIB copy
     const fwd::next_hop_table* next_hops = nullptr;
     rte_fib6* fib6 = nullptr; // the published IPv6 FIB copy
     const fwd::next_hop6_table* next_hops6 = nullptr;

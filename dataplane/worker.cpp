@@ -442,7 +442,7 @@ void worker_loop::forward(packet_list& in) noexcept {
     std::array<uint64_t, stage_capacity> nh;
     for (unsigned i = 0; i < in.n; ++i)
         dst[i] = rte_be_to_cpu_32(rte_pktmbuf_mtod(in.pkts[i], const rte_ipv4_hdr*)->dst_addr);
-    rte_fib_lookup_bulk(t_->fib, dst.data(), nh.data(), static_cast<int>(in.n));
+    fwd::fib4_lookup_bulk(t_->fib, dst.data(), nh.data(), in.n);
     for (unsigned i = 0; i < in.n; ++i) {
         rte_mbuf* m = in.pkts[i];
         auto* ip = rte_pktmbuf_mtod(m, rte_ipv4_hdr*);

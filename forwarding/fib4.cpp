@@ -1,8 +1,7 @@
 #include "forwarding/fib4.hpp"
 
-#include <rte_errno.h>
-#include <rte_fib.h>
-#include <rte_memory.h>
+#include <rte_common.h>
+#include <rte_malloc.h>
 
 #include <algorithm>
 #include <atomic>
@@ -35,8 +34,32 @@ std::string format_prefix(uint32_t prefix, uint8_t len) {
 
 namespace {
 
+constexpr size_t tbl24_entries = size_t{1} << 24;
+
 uint64_t key_of(uint32_t prefix, uint8_t len) {
     return (uint64_t{prefix} << 8) | len;
+}
+
+uint32_t mask_of(uint8_t len) {
+    return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+}
+
+// DIR-24-8 entries (see fib4_table).
+uint32_t entry_of(uint32_t next_hop_id, uint8_t depth) {
+    return (next_hop_id << fib4_table::value_shift) | (uint32_t{depth} << 1);
+}
+bool is_ext(uint32_t e) {
+    return (e & 1u) != 0;
+}
+uint8_t depth_of(uint32_t e) {
+    return static_cast<uint8_t>((e >> 1) & 0x3fu);
+}
+uint32_t value_of(uint32_t e) {
+    return e >> fib4_table::value_shift;
+}
+// Readers may be in this copy (single mode): whole-entry stores.
+void store(uint32_t* p, uint32_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
 status check_prefix(uint32_t prefix, uint8_t len) {
@@ -67,109 +90,173 @@ result<std::unique_ptr<fib4>> fib4::create(const fib4_config& cfg) {
     if (cfg.tbl8_groups == 0 || cfg.tbl8_groups > (1u << 24))
         return error{errc::invalid_argument,
                      "fib '" + cfg.name + "': tbl8_groups must be 1..16777216"};
-    static std::atomic<uint32_t> seq{0};
-    // rte_fib names are global to the process (and limited to RTE_FIB_NAMESIZE).
-    std::string name = cfg.name.substr(0, 40) + "_" + std::to_string(seq.fetch_add(1));
-    rte_fib_conf conf{};
-    conf.type = RTE_FIB_DIR24_8;
-    conf.default_nh = no_route;
-    // rte_fib sizes its RIB at twice max_routes (branch nodes) by itself.
-    conf.max_routes = static_cast<int>(cfg.max_routes);
-    conf.rib_ext_sz = 0;
-    conf.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
-    conf.dir24_8.num_tbl8 = cfg.tbl8_groups;
-    rte_fib* f = rte_fib_create(name.c_str(), cfg.socket_id, &conf);
-    rte_fib* g = nullptr;
-    if (f != nullptr && cfg.double_buffered) {
-        g = rte_fib_create((name + "b").c_str(), cfg.socket_id, &conf);
-        if (g == nullptr) {
-            int e = rte_errno;
-            rte_fib_free(f);
-            f = nullptr;
-            rte_errno = e;
-        }
+    std::unique_ptr<fib4> f(new fib4(cfg.name, cfg.max_routes));
+    f->tbl8_groups_ = cfg.tbl8_groups;
+    const size_t tbl8_bytes = size_t{cfg.tbl8_groups} * 256 * sizeof(uint32_t);
+    const unsigned n = cfg.double_buffered ? 2 : 1;
+    for (unsigned i = 0; i < n; ++i) {
+        copy& c = f->copies_[i];
+        c.table.tbl24 = static_cast<uint32_t*>(rte_zmalloc_socket(
+            "fib4_tbl24", tbl24_entries * sizeof(uint32_t), RTE_CACHE_LINE_SIZE, cfg.socket_id));
+        c.table.tbl8 = static_cast<uint32_t*>(
+            rte_zmalloc_socket("fib4_tbl8", tbl8_bytes, RTE_CACHE_LINE_SIZE, cfg.socket_id));
+        if (c.table.tbl24 == nullptr || c.table.tbl8 == nullptr)
+            return error{errc::dpdk_error,
+                         "fib '" + cfg.name + "': cannot allocate " +
+                             std::to_string((tbl24_entries * sizeof(uint32_t) + tbl8_bytes) >> 20) +
+                             " MiB of EAL memory for a table copy (tbl8 groups " +
+                             std::to_string(cfg.tbl8_groups) + ")"};
+        c.free_groups.resize(cfg.tbl8_groups);
+        for (uint32_t g = 0; g < cfg.tbl8_groups; ++g)
+            c.free_groups[g] = cfg.tbl8_groups - 1 - g; // group 0 is taken first
     }
-    if (f == nullptr)
-        return error{errc::dpdk_error,
-                     "fib '" + cfg.name + "': rte_fib_create failed: " + rte_strerror(rte_errno) +
-                         " (max_routes " + std::to_string(cfg.max_routes) + ", tbl8 groups " +
-                         std::to_string(cfg.tbl8_groups) + ")"};
-    return std::unique_ptr<fib4>(new fib4(f, g, cfg.name, cfg.max_routes));
+    return f;
 }
 
 fib4::~fib4() {
-    rte_fib_free(fibs_[0]);
-    rte_fib_free(fibs_[1]);
-}
-
-// DPDK 22.11 dir24_8 modify_fib() bug (seen on this build): when a prefix that ends at
-// 255.255.255.255 (0/0, 128.0.0.0/1, 254.0.0.0/7, ...) is added, changed or deleted while its
-// more-specific routes reach the top of the address space (e.g. /0 over 0/1 + 128/1), the
-// range end wraps to 0 and it rewrites the whole tbl24 with the new next hop, losing every
-// other route and leaking tbl8 groups. Prefixes ending at the top form one chain (one per
-// length); a change to a chain member is safe when no deeper member is in the FIB. So: take
-// the deeper members out (deepest first), apply the change, put them back (shallowest
-// first). Workers may briefly see the covering route for the top-most addresses; at most 32
-// extra operations, and only for top prefixes. Regression test: fib4.top_of_address_space_chain.
-namespace {
-uint32_t top_prefix(uint8_t len) {
-    return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-}
-} // namespace
-
-template <typename Op> int fib4::around_top_chain(rte_fib* f, uint32_t prefix, uint8_t len, Op op) {
-    if (len == 32 || prefix != top_prefix(len))
-        return op();
-    struct member {
-        uint8_t len;
-        uint32_t nh;
-    };
-    member deeper[32];
-    unsigned n = 0;
-    for (unsigned l = len + 1u; l <= 32; ++l) {
-        auto it = table_.find(key_of(top_prefix(static_cast<uint8_t>(l)), static_cast<uint8_t>(l)));
-        if (it != table_.end())
-            deeper[n++] = {static_cast<uint8_t>(l), it->second.front().next_hop_id};
+    for (auto& c : copies_) {
+        rte_free(c.table.tbl24);
+        rte_free(c.table.tbl8);
     }
-    if (n == 0)
-        return op();
-    for (unsigned i = n; i-- > 0;)
-        (void)rte_fib_delete(f, top_prefix(deeper[i].len), deeper[i].len);
-    int rc = op();
-    for (unsigned i = 0; i < n; ++i)
-        (void)rte_fib_add(f, top_prefix(deeper[i].len), deeper[i].len, deeper[i].nh);
-    return rc;
 }
 
-int fib4::fib_add(rte_fib* f, uint32_t prefix, uint8_t len, uint64_t nh) {
-    return around_top_chain(f, prefix, len, [&] { return rte_fib_add(f, prefix, len, nh); });
+size_t fib4::memory_bytes() const noexcept {
+    size_t b = table_.memory_bytes() + undo_.capacity() * sizeof(undo_[0]) +
+               to_sync_.capacity() * sizeof(uint64_t);
+    for (const auto& c : copies_)
+        if (c.table.tbl24 != nullptr)
+            b += tbl24_entries * sizeof(uint32_t) + size_t{tbl8_groups_} * 256 * sizeof(uint32_t) +
+                 c.free_groups.capacity() * sizeof(uint32_t);
+    return b;
 }
 
-int fib4::fib_delete(rte_fib* f, uint32_t prefix, uint8_t len) {
-    return around_top_chain(f, prefix, len, [&] { return rte_fib_delete(f, prefix, len); });
+uint32_t fib4::covering_entry(uint32_t prefix, uint8_t len) const noexcept {
+    for (int l = len - 1; l >= 0; --l) {
+        const auto ll = static_cast<uint8_t>(l);
+        if (len_count_[ll] == 0)
+            continue;
+        if (const auto* c = table_.find(key_of(prefix & mask_of(ll), ll)))
+            return entry_of(c->front().next_hop_id, ll);
+    }
+    return 0;
 }
 
-int fib4::write_state(rte_fib* f, uint64_t key) {
-    auto prefix = static_cast<uint32_t>(key >> 8);
-    auto len = static_cast<uint8_t>(key & 0xff);
-    auto it = table_.find(key);
-    if (it != table_.end())
-        return fib_add(f, prefix, len, it->second.front().next_hop_id);
-    int rc = fib_delete(f, prefix, len);
-    return rc == -ENOENT ? 0 : rc;
+int fib4::write_route(copy& c, uint32_t prefix, uint8_t len, uint32_t next_hop_id) {
+    const uint32_t e = entry_of(next_hop_id, len);
+    uint32_t* tbl24 = c.table.tbl24;
+    uint32_t* tbl8 = c.table.tbl8;
+    if (len <= 24) {
+        // Every entry of the range that a shorter (or this) prefix wrote; in split /24s, the
+        // group's entries likewise. Entries of longer prefixes stay.
+        const size_t first = prefix >> 8;
+        const size_t last = first + (size_t{1} << (24 - len));
+        for (size_t i = first; i < last; ++i) {
+            const uint32_t old = tbl24[i];
+            if (!is_ext(old)) {
+                if (depth_of(old) <= len)
+                    store(&tbl24[i], e);
+                continue;
+            }
+            uint32_t* g = &tbl8[size_t{value_of(old)} << 8];
+            for (unsigned j = 0; j < 256; ++j)
+                if (depth_of(g[j]) <= len)
+                    store(&g[j], e);
+        }
+        return 0;
+    }
+    const size_t i = prefix >> 8;
+    uint32_t old = tbl24[i];
+    uint32_t* g = nullptr;
+    bool fresh = false;
+    if (is_ext(old)) {
+        g = &tbl8[size_t{value_of(old)} << 8];
+    } else {
+        if (c.free_groups.empty())
+            return -ENOSPC;
+        const uint32_t gi = c.free_groups.back();
+        c.free_groups.pop_back();
+        g = &tbl8[size_t{gi} << 8];
+        for (unsigned j = 0; j < 256; ++j)
+            store(&g[j], old); // the /24's addresses keep what they had
+        old = (gi << fib4_table::value_shift) | 1u;
+        fresh = true;
+    }
+    const unsigned first = prefix & 0xffu;
+    const unsigned last = first + (1u << (32 - len));
+    for (unsigned j = first; j < last; ++j)
+        if (depth_of(g[j]) <= len)
+            store(&g[j], e);
+    if (fresh) // the group is complete before a reader can reach it
+        __atomic_store_n(&tbl24[i], old, __ATOMIC_RELEASE);
+    return 0;
+}
+
+void fib4::erase_route(copy& c, uint32_t prefix, uint8_t len) {
+    // Only entries this prefix wrote carry its length: an address with a longer match keeps
+    // it, one with a shorter match never had this prefix's entry.
+    const uint32_t back = covering_entry(prefix, len);
+    uint32_t* tbl24 = c.table.tbl24;
+    uint32_t* tbl8 = c.table.tbl8;
+    if (len <= 24) {
+        const size_t first = prefix >> 8;
+        const size_t last = first + (size_t{1} << (24 - len));
+        for (size_t i = first; i < last; ++i) {
+            const uint32_t old = tbl24[i];
+            if (!is_ext(old)) {
+                if (depth_of(old) == len)
+                    store(&tbl24[i], back);
+                continue;
+            }
+            uint32_t* g = &tbl8[size_t{value_of(old)} << 8];
+            for (unsigned j = 0; j < 256; ++j)
+                if (depth_of(g[j]) == len)
+                    store(&g[j], back);
+        }
+        return;
+    }
+    const size_t i = prefix >> 8;
+    const uint32_t old = tbl24[i];
+    if (!is_ext(old))
+        return; // not in this copy
+    const uint32_t gi = value_of(old);
+    uint32_t* g = &tbl8[size_t{gi} << 8];
+    const unsigned first = prefix & 0xffu;
+    const unsigned last = first + (1u << (32 - len));
+    for (unsigned j = first; j < last; ++j)
+        if (depth_of(g[j]) == len)
+            store(&g[j], back);
+    // The group goes when no prefix longer than /24 is left in it: all 256 entries then hold
+    // the /24's covering route. (So a copy holds a group exactly for each /24 with a longer
+    // prefix, and a rollback never needs more groups than the copy had.)
+    for (unsigned j = 0; j < 256; ++j)
+        if (depth_of(g[j]) > 24)
+            return;
+    __atomic_store_n(&tbl24[i], g[0], __ATOMIC_RELEASE);
+    c.free_groups.push_back(gi);
+}
+
+int fib4::write_state(copy& c, uint64_t key) {
+    const auto prefix = static_cast<uint32_t>(key >> 8);
+    const auto len = static_cast<uint8_t>(key & 0xff);
+    if (const auto* list = table_.find(key))
+        return write_route(c, prefix, len, list->front().next_hop_id);
+    erase_route(c, prefix, len);
+    return 0;
 }
 
 void fib4::remember(uint64_t key) {
-    if (undo_.empty())
+    if (undo_.empty()) {
         undo_candidates_ = candidates_;
-    auto it = table_.find(key);
-    undo_.emplace_back(key, it == table_.end() ? route4_candidates{} : it->second);
+        undo_len_count_ = len_count_;
+    }
+    const auto* c = table_.find(key);
+    undo_.emplace_back(key, c == nullptr ? route4_candidates{} : *c);
 }
 
-rte_fib* fib4::publish() noexcept {
-    if (fibs_[1] == nullptr) {
+const fib4_table* fib4::publish() noexcept {
+    if (!double_buffered()) {
         undo_.clear();
-        return fibs_[0];
+        return &copies_[0].table;
     }
     if (undo_.empty())
         return active();
@@ -182,13 +269,14 @@ rte_fib* fib4::publish() noexcept {
 }
 
 void fib4::sync() {
-    rte_fib* f = writable();
-    // In address order, once per prefix: the RIB walks stay in cache (a big random batch
-    // costs several times more otherwise).
+    copy& c = writable();
+    // In address order, once per prefix: neighbouring entries share cache lines.
     std::sort(to_sync_.begin(), to_sync_.end());
     to_sync_.erase(std::unique(to_sync_.begin(), to_sync_.end()), to_sync_.end());
+    // The end state does not depend on the order: each prefix owns the entries carrying its
+    // length, and a removed one hands them to its covering route in the current table.
     for (uint64_t key : to_sync_)
-        (void)write_state(f, key); // the same writes already succeeded on the other copy
+        (void)write_state(c, key); // the same writes already succeeded on the other copy
     to_sync_.clear();
 }
 
@@ -202,29 +290,27 @@ void fib4::rollback() {
             table_.erase(it->first);
     }
     candidates_ = undo_candidates_;
-    rte_fib* f = writable();
+    len_count_ = undo_len_count_;
+    copy& c = writable();
     for (const auto& [key, prev] : undo_)
-        (void)write_state(f, key); // restores what the copy held: needs no new memory
+        (void)write_state(c, key); // restores what the copy held: no group beyond what it had
     undo_.clear();
 }
 
-status fib4::install(rte_fib* f, const route4& r) {
-    int rc = fib_add(f, r.prefix, r.len, r.next_hop_id);
-    if (rc == 0)
+status fib4::install(copy& c, const route4& r) {
+    if (write_route(c, r.prefix, r.len, r.next_hop_id) == 0)
         return ok();
-    if (rc == -ENOSPC)
-        return error{errc::table_full, "fib '" + name_ + "': route " +
-                                           format_prefix(r.prefix, r.len) +
-                                           ": table full (no free tbl8 group or RIB node)"};
-    return error{errc::dpdk_error, "fib '" + name_ + "': route " + format_prefix(r.prefix, r.len) +
-                                       ": rte_fib_add failed: " + rte_strerror(-rc)};
+    return error{errc::table_full, "fib '" + name_ + "': route " + format_prefix(r.prefix, r.len) +
+                                       ": table full (no free tbl8 group: " +
+                                       std::to_string(tbl8_groups_) +
+                                       " /24s may hold longer prefixes)"};
 }
 
 status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t next_hop_id,
                  std::optional<uint8_t> distance) {
     if (auto s = check_prefix(prefix, len); !s)
         return s;
-    if (next_hop_id == no_route_id || next_hop_id >= (1u << 30))
+    if (next_hop_id == no_route_id || next_hop_id > fib4_table::max_next_hop_id)
         return error{errc::invalid_argument, "route " + format_prefix(prefix, len) +
                                                  ": invalid next hop id " +
                                                  std::to_string(next_hop_id)};
@@ -232,9 +318,9 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
         return error{errc::invalid_argument,
                      "fib '" + name_ + "': changed after publish() without sync()"};
     route4 r{prefix, len, origin, distance.value_or(default_distance(origin)), next_hop_id};
-    uint64_t key = key_of(prefix, len);
-    auto it = table_.find(key);
-    if (it == table_.end()) {
+    const uint64_t key = key_of(prefix, len);
+    route4_candidates* cur = table_.find(key);
+    if (cur == nullptr) {
         if (table_.size() >= max_routes_)
             return error{errc::table_full, "fib '" + name_ + "': route " +
                                                format_prefix(prefix, len) + ": table full (" +
@@ -242,12 +328,13 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
         if (auto s = install(writable(), r); !s)
             return s;
         remember(key);
-        table_.emplace(key, route4_candidates{r});
+        table_[key] = route4_candidates{r};
+        count_len(len, +1);
         ++candidates_;
         return ok();
     }
     // Work on a copy so a failed install changes nothing.
-    route4_candidates list = it->second;
+    route4_candidates list = *cur;
     auto same =
         std::find_if(list.begin(), list.end(), [&](const route4& c) { return c.origin == origin; });
     const bool replaced = same != list.end();
@@ -259,14 +346,13 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
     for (route4* i = list.begin() + 1; i < list.end(); ++i)
         for (route4* j = i; j > list.begin() && better(*j, *(j - 1)); --j)
             std::swap(*j, *(j - 1));
-    const route4& old_winner = it->second.front();
-    if (list.front().next_hop_id != old_winner.next_hop_id)
+    if (list.front().next_hop_id != cur->front().next_hop_id)
         if (auto s = install(writable(), list.front()); !s)
             return s;
-    remember(key);
+    remember(key); // inserts nothing into table_: `cur` stays valid
     if (!replaced)
         ++candidates_;
-    it->second = std::move(list);
+    *cur = list;
     return ok();
 }
 
@@ -277,51 +363,43 @@ status fib4::remove(uint32_t prefix, uint8_t len, route_origin origin) {
         return error{errc::invalid_argument,
                      "fib '" + name_ + "': changed after publish() without sync()"};
     const uint64_t key = key_of(prefix, len);
-    auto it = table_.find(key);
-    auto not_found = [&] {
+    route4_candidates* list = table_.find(key);
+    auto same = list == nullptr ? nullptr : std::find_if(list->begin(), list->end(), [&](const route4& c) {
+        return c.origin == origin;
+    });
+    if (list == nullptr || same == list->end())
         return error{errc::not_found, "route " + format_prefix(prefix, len) + " (" +
                                           to_string(origin) + "): not found"};
-    };
-    if (it == table_.end())
-        return not_found();
-    auto& list = it->second;
-    auto same =
-        std::find_if(list.begin(), list.end(), [&](const route4& c) { return c.origin == origin; });
-    if (same == list.end())
-        return not_found();
-    if (list.size() == 1) {
-        int rc = fib_delete(writable(), prefix, len);
-        if (rc != 0)
-            return error{errc::dpdk_error, "fib '" + name_ + "': route " +
-                                               format_prefix(prefix, len) +
-                                               ": rte_fib_delete failed: " + rte_strerror(-rc)};
+    if (list->size() == 1) {
         remember(key);
-        table_.erase(it);
+        table_.erase(key);
+        count_len(len, -1);
         --candidates_;
+        erase_route(writable(), prefix, len); // frees, never fails
         return ok();
     }
-    bool was_winner = same == list.begin();
-    if (was_winner && list[1].next_hop_id != same->next_hop_id)
-        if (auto s = install(writable(), list[1]); !s)
-            return s; // replacing an existing prefix needs no new memory: not expected
+    const bool was_winner = same == list->begin();
+    if (was_winner && (*list)[1].next_hop_id != same->next_hop_id)
+        if (auto s = install(writable(), (*list)[1]); !s)
+            return s; // the prefix's own entries: needs no new group
     remember(key);
-    list.erase(same);
+    list->erase(same);
     --candidates_;
     return ok();
 }
 
 std::optional<route4> fib4::installed(uint32_t prefix, uint8_t len) const {
-    auto it = table_.find(key_of(prefix, len));
-    if (it == table_.end())
+    const auto* c = table_.find(key_of(prefix, len));
+    if (c == nullptr)
         return std::nullopt;
-    return it->second.front();
+    return c->front();
 }
 
 std::vector<route4> fib4::candidates(uint32_t prefix, uint8_t len) const {
-    auto it = table_.find(key_of(prefix, len));
-    if (it == table_.end())
+    const auto* c = table_.find(key_of(prefix, len));
+    if (c == nullptr)
         return {};
-    return std::vector<route4>(it->second.begin(), it->second.end());
+    return std::vector<route4>(c->begin(), c->end());
 }
 
 } // namespace sagd::fwd

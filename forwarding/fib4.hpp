@@ -1,22 +1,32 @@
 // IPv4 FIB: a control-side route table keeping every candidate route per prefix, and the
-// winner of each prefix installed in a DPDK rte_fib (DIR24_8, 4-byte next hops) that workers
+// winner of each prefix installed in a DIR-24-8 table (Gupta, Lin, McKeown 1998) that workers
 // read without locks. Addresses are in host byte order.
 //
-// Double-buffered mode (fib4_config::double_buffered, what the data plane uses): two rte_fib
+// The DIR-24-8 table is our own, not DPDK's rte_fib: each entry carries the length of the
+// prefix that wrote it (as rte_lpm's do), so an add or a delete finds the entries it owns
+// without a RIB; the covering route a delete falls back to comes from the prefix table (one
+// hash probe per prefix length in use). A /24 or shorter prefix writes 2^(24-len) tbl24
+// entries; a longer one takes a tbl8 group of 256 entries for its /24, released when the last
+// longer prefix there goes. rte_fib 22.11 walked its RIB several times per change, which
+// capped a million-route table near 300k changes/s; it also had no RCU hook for tbl8 reuse
+// and mis-handled prefixes ending at 255.255.255.255 (regression test kept:
+// fib4.top_of_address_space_chain).
+//
+// Double-buffered mode (fib4_config::double_buffered, what the data plane uses): two table
 // copies. Writers change only the shadow copy, so a batch of changes is invisible until
 // publish() swaps the copies in one pointer store; the caller then waits for an RCU grace
 // period (no reader still uses the old copy) and calls sync(), which replays the batch onto
 // the old copy. rollback() undoes everything since the last publish() (readers never saw it).
-// This also sidesteps rte_fib 22.11's in-place hazard: a reader can hold a tbl8 group that a
-// delete frees and a later add reuses (rte_fib there has no RCU reclamation).
+// In single mode changes are visible at once, and a tbl8 group freed by a delete can be
+// reused while a reader is still in it: single mode is for tests and benchmarks.
 #pragma once
 
-#include <rte_fib.h>
+#include <rte_prefetch.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +34,7 @@
 
 #include "forwarding/next_hop.hpp"
 #include "forwarding/result.hpp"
+#include "forwarding/u64_map.hpp"
 
 namespace sagd::fwd {
 
@@ -44,14 +55,41 @@ constexpr uint8_t default_distance(route_origin o) noexcept {
 const char* to_string(route_origin o) noexcept;
 
 struct fib4_config {
-    std::string name = "fib4";      // made unique per instance internally
+    std::string name = "fib4";      // for messages
     uint32_t max_routes = 1u << 20; // distinct prefixes installed (1,048,576)
-    // rte_fib reserves one tbl8 group (1 KiB at 4-byte next hops) per installed prefix longer
-    // than /24, so this caps the number of such prefixes.
+    // One tbl8 group (1 KiB) per /24 that holds a prefix longer than /24, per copy.
     uint32_t tbl8_groups = 1u << 15;
     int socket_id = -1; // SOCKET_ID_ANY
     bool double_buffered = false;
 };
+
+// One copy of the DIR-24-8 table, what workers read. An entry is
+//   bits 7..31 value, bits 1..6 depth (the length of the prefix that wrote it), bit 0 ext;
+// with ext clear the value is the next-hop id (0: no route), with ext set it is the index of
+// the tbl8 group that holds the /24's 256 addresses.
+struct fib4_table {
+    uint32_t* tbl24 = nullptr; // 2^24 entries, indexed by address >> 8
+    uint32_t* tbl8 = nullptr;  // tbl8_groups x 256 entries
+    static constexpr unsigned value_shift = 7;
+    static constexpr uint32_t max_next_hop_id = (1u << 25) - 1;
+};
+
+// Worker side: lock-free, allocation-free. Unrouted addresses give no_route_id (0).
+inline void fib4_lookup_bulk(const fib4_table* t, const uint32_t* ips, uint64_t* next_hops,
+                             unsigned n) noexcept {
+    const unsigned ahead = n < 8 ? n : 8; // prefetch distance (as rte_fib's scalar lookup)
+    for (unsigned i = 0; i < ahead; ++i)
+        rte_prefetch0(&t->tbl24[ips[i] >> 8]);
+    for (unsigned i = 0; i < n; ++i) {
+        if (i + ahead < n)
+            rte_prefetch0(&t->tbl24[ips[i + ahead] >> 8]);
+        uint32_t e = __atomic_load_n(&t->tbl24[ips[i] >> 8], __ATOMIC_ACQUIRE);
+        if (e & 1u) [[unlikely]]
+            e = __atomic_load_n(&t->tbl8[(size_t{e >> fib4_table::value_shift} << 8) | (ips[i] & 0xffu)],
+                                __ATOMIC_RELAXED);
+        next_hops[i] = e >> fib4_table::value_shift;
+    }
+}
 
 struct route4 {
     uint32_t prefix = 0; // host order, host bits zero
@@ -100,7 +138,7 @@ class fib4 {
 
     // Control side (one thread). Adding an existing (prefix, len, origin) replaces it.
     // Failed calls change nothing.
-    // distance: default_distance(origin) when not given. next_hop_id must be nonzero.
+    // distance: default_distance(origin) when not given. next_hop_id: 1..max_next_hop_id.
     status add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t next_hop_id,
                std::optional<uint8_t> distance = std::nullopt);
     // Removes the candidate; the runner-up (if any) is installed, else the prefix goes.
@@ -110,73 +148,92 @@ class fib4 {
     std::vector<route4> candidates(uint32_t prefix, uint8_t len) const;
     size_t prefix_count() const noexcept { return table_.size(); }
     size_t route_count() const noexcept { return candidates_; }
+    // Installed routes in address order (sorts: O(n log n), for listings).
     template <typename F> void for_each_installed(F&& f) const {
-        for (const auto& [key, list] : table_)
-            f(list.front());
+        for_each_installed_within(0, 0, std::forward<F>(f));
     }
     // Installed routes with prefix inside `prefix/len` (itself included), in address order.
     template <typename F>
     void for_each_installed_within(uint32_t prefix, uint8_t len, F&& f) const {
-        uint32_t last = len == 0 ? ~uint32_t{0} : prefix | ~(~uint32_t{0} << (32 - len));
-        for (auto it = table_.lower_bound(uint64_t{prefix} << 8);
-             it != table_.end() && (it->first >> 8) <= last; ++it)
-            if (it->second.front().len >= len)
-                f(it->second.front());
+        const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        std::vector<uint64_t> keys;
+        table_.for_each([&](uint64_t key, const route4_candidates& c) {
+            if (c.front().len >= len && (c.front().prefix & mask) == prefix)
+                keys.push_back(key);
+        });
+        std::sort(keys.begin(), keys.end());
+        for (uint64_t key : keys)
+            f(table_.find(key)->front());
     }
+    // Bytes of heap and table memory held (both copies).
+    size_t memory_bytes() const noexcept;
 
     // Double-buffered mode (no-ops otherwise, where changes are visible at once).
     // Makes the changes since the last publish() visible: returns the table readers must now
     // use. Call sync() after the grace period, before the next change.
-    rte_fib* publish() noexcept;
+    const fib4_table* publish() noexcept;
     void sync();
     // Undoes every change since the last publish(). Readers never saw them.
     void rollback();
     bool dirty() const noexcept { return !undo_.empty(); }
-    bool double_buffered() const noexcept { return fibs_[1] != nullptr; }
+    bool double_buffered() const noexcept { return copies_[1].table.tbl24 != nullptr; }
 
     // Worker side: lock-free, noexcept. Unrouted addresses give no_route.
     uint64_t lookup(uint32_t ip_host_order) const noexcept {
         uint64_t nh = no_route;
-        rte_fib_lookup_bulk(active(), &ip_host_order, &nh, 1);
+        fib4_lookup_bulk(active(), &ip_host_order, &nh, 1);
         return nh;
     }
     void lookup_bulk(const uint32_t* ips_host_order, uint64_t* next_hops,
                      unsigned n) const noexcept {
-        // rte_fib_lookup_bulk does not write ips; its prototype is just not const.
-        rte_fib_lookup_bulk(active(), const_cast<uint32_t*>(ips_host_order), next_hops,
-                            static_cast<int>(n));
+        fib4_lookup_bulk(active(), ips_host_order, next_hops, n);
     }
     // The copy readers use (the published one).
-    rte_fib* active() const noexcept { return fibs_[active_.load(std::memory_order_acquire)]; }
-    rte_fib* raw() const noexcept { return active(); }
+    const fib4_table* active() const noexcept {
+        return &copies_[active_.load(std::memory_order_acquire)].table;
+    }
     const std::string& name() const noexcept { return name_; }
 
   private:
-    fib4(rte_fib* a, rte_fib* b, std::string name, uint32_t max_routes)
-        : fibs_{a, b}, name_(std::move(name)), max_routes_(max_routes) {}
+    struct copy {
+        fib4_table table;
+        std::vector<uint32_t> free_groups; // tbl8 group indexes, popped from the back
+    };
+    fib4(std::string name, uint32_t max_routes) : name_(std::move(name)), max_routes_(max_routes) {}
     // The copy writers change: the shadow in double-buffered mode, else the only one.
-    rte_fib* writable() const noexcept {
-        return fibs_[1] == nullptr ? fibs_[0] : fibs_[active_.load(std::memory_order_relaxed) ^ 1];
+    copy& writable() noexcept {
+        return copies_[1].table.tbl24 == nullptr
+                   ? copies_[0]
+                   : copies_[active_.load(std::memory_order_relaxed) ^ 1];
     }
-    status install(rte_fib* f, const route4& r);
-    int fib_add(rte_fib* f, uint32_t prefix, uint8_t len, uint64_t nh);
-    int fib_delete(rte_fib* f, uint32_t prefix, uint8_t len);
-    // Writes the current state of one prefix (its winner, or nothing) into `f`.
-    int write_state(rte_fib* f, uint64_t key);
-    template <typename Op> int around_top_chain(rte_fib* f, uint32_t prefix, uint8_t len, Op op);
+    // Writes prefix/len -> next hop into `c` (0 or -ENOSPC: no free tbl8 group; then `c` is
+    // unchanged).
+    int write_route(copy& c, uint32_t prefix, uint8_t len, uint32_t next_hop_id);
+    // Hands the prefix's addresses back to its covering route in `c` (or to no route).
+    void erase_route(copy& c, uint32_t prefix, uint8_t len);
+    // The entry the addresses of prefix/len fall back to: the longest shorter prefix in the
+    // table that covers it, or no route.
+    uint32_t covering_entry(uint32_t prefix, uint8_t len) const noexcept;
+    // Writes the current state of one prefix (its winner, or nothing) into `c`.
+    int write_state(copy& c, uint64_t key);
+    status install(copy& c, const route4& r);
     void remember(uint64_t key); // saves the prefix's state before its first change
+    void count_len(uint8_t len, int delta) noexcept { len_count_[len] += delta; }
 
-    std::array<rte_fib*, 2> fibs_;
+    std::array<copy, 2> copies_;
     std::atomic<unsigned> active_{0};
     std::string name_;
     uint32_t max_routes_;
+    uint32_t tbl8_groups_ = 0;
     size_t candidates_ = 0;
-    // (prefix, len) -> candidates, sorted so front() is the winner.
-    std::map<uint64_t, route4_candidates> table_;
+    // (prefix << 8 | len) -> candidates, sorted so front() is the winner.
+    u64_map<route4_candidates> table_;
+    std::array<int, 33> len_count_{}; // prefixes in table_ per length
     // Since the last publish(): each change's prefix and its candidates before the change
     // (empty: absent), oldest first; rollback() undoes them newest first.
     std::vector<std::pair<uint64_t, route4_candidates>> undo_;
     size_t undo_candidates_ = 0;
+    std::array<int, 33> undo_len_count_{};
     std::vector<uint64_t> to_sync_; // published but not yet written to the other copy
 };
 

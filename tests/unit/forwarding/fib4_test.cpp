@@ -159,8 +159,7 @@ TEST(fib4, table_full) {
     EXPECT_NE(r.err().message.find("10.9.0.0/16"), std::string::npos) << r.err().message;
     EXPECT_EQ(f->lookup(ip(10, 9, 0, 1)), fib4::no_route);
 
-    // tbl8 exhaustion: each /24 holding a longer prefix reserves a tbl8 group (rte_fib rounds
-    // the group count up to a multiple of 64).
+    // tbl8 exhaustion: each /24 holding a longer prefix takes a tbl8 group.
     auto g = make_fib(200, 64);
     uint32_t added = 0;
     for (; added < 100; ++added) {
@@ -334,10 +333,9 @@ std::unique_ptr<fib4> make_double_fib() {
 }
 
 // What a reader of `f` (a published copy) sees for a few probe addresses.
-std::vector<uint64_t> probe(rte_fib* f, const std::vector<uint32_t>& addrs) {
+std::vector<uint64_t> probe(const fib4_table* f, const std::vector<uint32_t>& addrs) {
     std::vector<uint64_t> out(addrs.size());
-    std::vector<uint32_t> a = addrs;
-    rte_fib_lookup_bulk(f, a.data(), out.data(), static_cast<int>(a.size()));
+    fib4_lookup_bulk(f, addrs.data(), out.data(), static_cast<unsigned>(addrs.size()));
     return out;
 }
 } // namespace
@@ -346,7 +344,7 @@ TEST(fib4_double_buffered, changes_are_invisible_until_published_then_both_copie
     auto f = make_double_fib();
     ASSERT_TRUE(f);
     ASSERT_TRUE(f->add(ip(10, 0, 0, 0), 8, route_origin::static_route, 1));
-    rte_fib* first = f->publish();
+    const fib4_table* first = f->publish();
     f->sync();
     const std::vector<uint32_t> addrs{ip(10, 1, 2, 3), ip(10, 1, 2, 200), ip(11, 0, 0, 1)};
     EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, fib4::no_route}));
@@ -357,7 +355,7 @@ TEST(fib4_double_buffered, changes_are_invisible_until_published_then_both_copie
     EXPECT_EQ(f->lookup(ip(10, 1, 2, 3)), 1u); // lookup() reads the published copy
     EXPECT_EQ(probe(first, addrs), (std::vector<uint64_t>{1, 1, fib4::no_route}));
     // A change before sync() is refused: the other copy may still have readers.
-    rte_fib* second = f->publish();
+    const fib4_table* second = f->publish();
     EXPECT_NE(second, first);
     EXPECT_FALSE(f->add(ip(12, 0, 0, 0), 8, route_origin::static_route, 5));
     EXPECT_EQ(probe(second, addrs), (std::vector<uint64_t>{2, 3, 4}));
@@ -367,7 +365,7 @@ TEST(fib4_double_buffered, changes_are_invisible_until_published_then_both_copie
     // Deletes too, including the tbl8 group going away.
     ASSERT_TRUE(f->remove(ip(10, 1, 2, 128), 25, route_origin::static_route));
     ASSERT_TRUE(f->remove(ip(10, 1, 2, 0), 24, route_origin::static_route));
-    rte_fib* third = f->publish();
+    const fib4_table* third = f->publish();
     EXPECT_EQ(third, first);
     EXPECT_EQ(probe(second, addrs), (std::vector<uint64_t>{2, 3, 4}));
     f->sync();
@@ -397,11 +395,111 @@ TEST(fib4_double_buffered, rollback_restores_candidates_and_the_shadow_copy) {
     EXPECT_EQ(f->candidates(ip(10, 2, 0, 0), 16)[0].origin, route_origin::learned);
     EXPECT_FALSE(f->installed(ip(10, 3, 3, 0), 24));
     // The shadow copy is as before too: publishing now shows the old state.
-    rte_fib* p = f->publish(); // nothing to publish: still the active copy
+    const fib4_table* p = f->publish(); // nothing to publish: still the active copy
     const std::vector<uint32_t> addrs{ip(10, 2, 1, 1), ip(10, 3, 3, 3), ip(10, 9, 9, 9)};
     EXPECT_EQ(probe(p, addrs), (std::vector<uint64_t>{7, 1, 1}));
     ASSERT_TRUE(f->add(ip(10, 4, 0, 0), 16, route_origin::static_route, 11));
-    rte_fib* q = f->publish();
+    const fib4_table* q = f->publish();
     EXPECT_EQ(probe(q, addrs), (std::vector<uint64_t>{7, 1, 1}));
     f->sync();
+}
+
+// Random batches of adds, replacements and deletes in a crowded /16 (short and long prefixes
+// over each other, tbl8 groups split and merged, groups running out), each published or
+// rolled back as a whole: the published copy matches a reference LPM of the committed state
+// after every batch. Copies alternate, so each is checked after being synced and changed.
+TEST(fib4_double_buffered, random_batches_match_reference) {
+    fib4_config c;
+    c.name = "rnd";
+    c.max_routes = 4096;
+    c.tbl8_groups = 24; // fewer than the /24s that get longer prefixes: adds fail sometimes
+    c.double_buffered = true;
+    auto made = fib4::create(c);
+    ASSERT_TRUE(made) << made.err().message;
+    auto& f = made.value();
+    std::mt19937_64 rng(99);
+    reference_lpm committed;
+    const uint32_t base = ip(10, 20, 0, 0);
+    auto random_prefix = [&]() -> std::pair<uint32_t, uint8_t> {
+        auto len = static_cast<uint8_t>(12 + rng() % 21); // /12 .. /32
+        uint32_t a = base | (static_cast<uint32_t>(rng()) & 0x3fffu); // 10.20.0.0/18
+        return {a & mask_of(len), len};
+    };
+    std::vector<uint32_t> addrs;
+    for (uint32_t i = 0; i < 64 * 256; ++i)
+        addrs.push_back(base | (i << 2) | static_cast<uint32_t>(rng() % 4));
+    addrs.push_back(ip(10, 19, 255, 255));
+    addrs.push_back(ip(10, 31, 0, 0));
+    auto expect_matches = [&](const fib4_table* t, const char* which, int batch) {
+        auto got = probe(t, addrs);
+        unsigned bad = 0;
+        for (size_t i = 0; i < addrs.size() && bad < 5; ++i)
+            if (got[i] != committed.lookup(addrs[i])) {
+                ++bad;
+                ADD_FAILURE() << which << " copy, batch " << batch << ", " << format_ipv4(addrs[i])
+                              << ": fib " << got[i] << ", reference "
+                              << committed.lookup(addrs[i]);
+            }
+        return bad == 0;
+    };
+    unsigned published = 0, rolled_back = 0, failed_adds = 0;
+    for (int batch = 0; batch < 300; ++batch) {
+        reference_lpm next = committed;
+        bool give_up = rng() % 5 == 0;
+        for (int op = 0; op < 12; ++op) {
+            auto [p, len] = random_prefix();
+            if (rng() % 3 == 0) {
+                bool present = next.by_len[len].count(p) != 0;
+                auto r = f->remove(p, len, route_origin::learned);
+                ASSERT_EQ(static_cast<bool>(r), present) << format_prefix(p, len);
+                next.by_len[len].erase(p);
+            } else {
+                auto nh = static_cast<uint32_t>(1 + rng() % 1000);
+                auto r = f->add(p, len, route_origin::learned, nh);
+                if (!r) {
+                    ASSERT_EQ(r.err().code, errc::table_full) << r.err().message;
+                    ++failed_adds; // a failed add changes nothing
+                    continue;
+                }
+                next.by_len[len][p] = nh;
+            }
+        }
+        if (give_up) {
+            f->rollback();
+            ++rolled_back;
+        } else {
+            committed = next;
+            ++published;
+        }
+        const fib4_table* now = f->publish();
+        ASSERT_TRUE(expect_matches(now, "published", batch));
+        f->sync(); // the next batch is built on the other copy: the next check covers it
+        size_t prefixes = 0;
+        for (const auto& m : committed.by_len)
+            prefixes += m.size();
+        ASSERT_EQ(f->prefix_count(), prefixes);
+    }
+    EXPECT_GT(published, 200u);
+    EXPECT_GT(rolled_back, 30u);
+    EXPECT_GT(failed_adds, 0u); // the group limit was reached and handled
+    // Removing everything gives every tbl8 group back, in both copies.
+    for (uint8_t len = 0; len <= 32; ++len)
+        for (const auto& [p, nh] : committed.by_len[len])
+            ASSERT_TRUE(f->remove(p, len, route_origin::learned));
+    f->publish();
+    f->sync();
+    EXPECT_EQ(f->prefix_count(), 0u);
+    for (int round = 0; round < 2; ++round) {
+        for (uint32_t i = 0; i < c.tbl8_groups; ++i)
+            ASSERT_TRUE(f->add(ip(10, 30, static_cast<uint8_t>(i), 128), 25, route_origin::learned,
+                               1 + i))
+                << "group " << i << " of " << c.tbl8_groups << ", round " << round;
+        EXPECT_EQ(probe(f->publish(), {ip(10, 30, 5, 200)}), std::vector<uint64_t>{6});
+        f->sync();
+        for (uint32_t i = 0; i < c.tbl8_groups; ++i)
+            ASSERT_TRUE(f->remove(ip(10, 30, static_cast<uint8_t>(i), 128), 25,
+                                  route_origin::learned));
+        EXPECT_EQ(probe(f->publish(), {ip(10, 30, 5, 200)}), std::vector<uint64_t>{fib4::no_route});
+        f->sync();
+    }
 }
