@@ -194,8 +194,8 @@ bool fpm_server::poll(uint64_t now_ms) {
             store_.apply(items.value());
         }
     }
-    // While the stream flows, poll again at once rather than idle.
-    did |= bytes != 0;
+    // More may be waiting: poll again at once rather than idle.
+    did |= messages >= options_.max_messages_per_poll;
     if (!touched_.empty()) {
         if (!pending_since_ms_)
             pending_since_ms_ = now_ms;

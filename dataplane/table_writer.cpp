@@ -183,11 +183,47 @@ std::unique_ptr<tables> table_writer::take_initial() noexcept {
     return std::move(initial_);
 }
 
+table_writer::route_entry table_writer::entry_of(const route_config& r, uint32_t next_hop_id) {
+    route_entry e;
+    e.next_hop_id = next_hop_id;
+    e.via = r.via;
+    e.distance = r.distance;
+    e.gateway = r.via == route_via::lan_gateway ? r.gateway : 0;
+    const std::string& name = r.via == route_via::tunnel  ? r.tunnel
+                              : r.via == route_via::group ? r.group
+                                                          : names_[0];
+    auto [it, fresh] = name_index_.try_emplace(name, static_cast<uint32_t>(names_.size()));
+    if (fresh)
+        names_.push_back(name); // names are few (tunnels and groups) and kept
+    e.name = it->second;
+    return e;
+}
+
+route_config table_writer::config_of(uint64_t key, const route_entry& e) const {
+    route_config r;
+    r.prefix = {static_cast<ipv4_addr>(key >> 8), static_cast<uint8_t>(key & 0xff)};
+    r.via = e.via;
+    r.distance = e.distance;
+    r.gateway = e.gateway;
+    if (e.via == route_via::tunnel)
+        r.tunnel = names_[e.name];
+    else if (e.via == route_via::group)
+        r.group = names_[e.name];
+    return r;
+}
+
+std::vector<uint64_t> table_writer::sorted_static_keys() const {
+    std::vector<uint64_t> keys;
+    keys.reserve(static_routes_.size());
+    static_routes_.for_each([&](uint64_t key, const route_entry&) { keys.push_back(key); });
+    std::sort(keys.begin(), keys.end());
+    return keys;
+}
+
 config table_writer::running() const {
     config c = running_;
     c.routes.reserve(static_routes_.size());
-    for (const auto& [key, e] : static_routes_)
-        c.routes.push_back(e.config);
+    for_each_static([&](const route_config& r) { c.routes.push_back(r); });
     for (const auto& [key, e] : static_routes6_)
         c.routes6.push_back(e.config);
     return c;
@@ -377,15 +413,13 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             bool all_moved = true;
             size_t moving = 0;
             for (const auto& key : cs.delete_routes) {
-                auto sit = static_routes_.find(key_of(key));
-                if (sit != static_routes_.end() && sit->second.config.via == route_via::tunnel &&
-                    sit->second.config.tunnel == name)
+                const route_entry* e = static_routes_.find(key_of(key));
+                if (e != nullptr && e->via == route_via::tunnel && names_[e->name] == name)
                     ++moving;
             }
             for (const auto& r : cs.put_routes) {
-                auto sit = static_routes_.find(key_of(r.prefix));
-                if (sit != static_routes_.end() && sit->second.config.via == route_via::tunnel &&
-                    sit->second.config.tunnel == name &&
+                const route_entry* e = static_routes_.find(key_of(r.prefix));
+                if (e != nullptr && e->via == route_via::tunnel && names_[e->name] == name &&
                     !(r.via == route_via::tunnel && r.tunnel == name))
                     ++moving;
             }
@@ -619,9 +653,10 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
             continue;
         }
         // Routes through a deleted group must go (or move) in the same change.
-        for (const auto& [key, e] : static_routes_) {
-            if (e.config.via != route_via::group || e.config.group != it->first)
-                continue;
+        std::optional<uint64_t> in_use;
+        static_routes_.for_each([&](uint64_t key, const route_entry& e) {
+            if (in_use || e.via != route_via::group || names_[e.name] != it->first)
+                return;
             bool moved = false;
             for (const auto& p : cs.delete_routes)
                 moved |= key_of(p) == key;
@@ -629,10 +664,12 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
                 moved |=
                     key_of(r.prefix) == key && !(r.via == route_via::group && r.group == it->first);
             if (!moved)
-                return failure(change_error::conflict,
-                               "group '" + it->first + "': in use by route " + prefix_text(key) +
-                                   "; delete or repoint it first");
-        }
+                in_use = key;
+        });
+        if (in_use)
+            return failure(change_error::conflict,
+                           "group '" + it->first + "': in use by route " + prefix_text(*in_use) +
+                               "; delete or repoint it first");
         pending_.freed_group_ids.push_back(it->second);
         it = groups_.by_name.erase(it);
     }
@@ -764,17 +801,27 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     };
     if (!cs.put_routes.empty() || !cs.delete_routes.empty())
         pending_.static_refs = static_refs_; // restored by rollback()
-    auto adjust_refs = [&](const route_config& r, int delta) {
-        if (r.via != route_via::tunnel)
+    // Static routes held per tunnel id (a tunnel in use cannot be deleted). The last name
+    // looked up is remembered: a big batch names the same few tunnels over and over.
+    const std::string* memo_name = nullptr;
+    uint32_t* memo_refs = nullptr;
+    auto adjust_refs = [&](route_via via, const std::string& tunnel, int delta) {
+        if (via != route_via::tunnel)
             return;
-        auto it = ids.find(r.tunnel);
-        if (it == ids.end()) {
-            it = tunnel_ids_.find(r.tunnel);
-            if (it == tunnel_ids_.end())
+        if (memo_name == nullptr || *memo_name != tunnel) {
+            memo_name = nullptr;
+            auto it = ids.find(tunnel);
+            if (it == ids.end()) {
+                it = tunnel_ids_.find(tunnel);
+                if (it == tunnel_ids_.end())
+                    return;
+            }
+            if (it->second >= static_refs_.size())
                 return;
+            memo_name = &it->first;
+            memo_refs = &static_refs_[it->second];
         }
-        if (it->second < static_refs_.size())
-            static_refs_[it->second] += delta;
+        *memo_refs += static_cast<uint32_t>(delta);
     };
 
     // Static routes: deletes, then puts, each in address order (the FIB's RIB walks stay in
@@ -791,16 +838,16 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
          sorted_order(cs.delete_routes, [](const ipv4_prefix& p) { return key_of(p); })) {
         const auto& p = cs.delete_routes[idx];
         uint64_t key = k;
-        auto it = static_routes_.find(key);
-        if (it == static_routes_.end())
+        const route_entry* e = static_routes_.find(key);
+        if (e == nullptr)
             return fail(change_error::not_found,
                         "route " + prefix_text(key) + ": no such static route");
         if (auto st = fib_->remove(p.addr, p.len, fwd::route_origin::static_route); !st)
             return fib_error(st.err());
-        adjust_refs(it->second.config, -1);
-        pending_.to_release.push_back(it->second.next_hop_id);
-        pending_.route_undo.emplace_back(key, std::move(it->second));
-        static_routes_.erase(it);
+        adjust_refs(e->via, names_[e->name], -1);
+        pending_.to_release.push_back(e->next_hop_id);
+        pending_.route_undo.emplace_back(key, *e);
+        static_routes_.erase(key);
     }
     const auto put_order =
         sorted_order(cs.put_routes, [](const route_config& r) { return key_of(r.prefix); });
@@ -822,16 +869,17 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                 id.value(), r.distance);
             !st)
             return fib_error(st.err());
-        auto [it, fresh] = static_routes_.try_emplace(key);
+        const route_entry entry = entry_of(r, id.value());
+        auto [e, fresh] = static_routes_.try_emplace(key);
         if (!fresh) {
-            adjust_refs(it->second.config, -1);
-            pending_.to_release.push_back(it->second.next_hop_id);
-            pending_.route_undo.emplace_back(key, std::move(it->second));
+            adjust_refs(e->via, names_[e->name], -1);
+            pending_.to_release.push_back(e->next_hop_id);
+            pending_.route_undo.emplace_back(key, *e);
         } else {
             pending_.route_undo.emplace_back(key, std::nullopt);
         }
-        it->second = {r, id.value()};
-        adjust_refs(r, +1);
+        *e = entry;
+        adjust_refs(r.via, r.tunnel, +1);
     }
     // Gateway routes must stay on a connected LAN subnet when a LAN port's address changes.
     bool lan_changed = false;
@@ -840,29 +888,31 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
             ports[i].role == port_role::lan && (old_ports[i].address != ports[i].address ||
                                                 old_ports[i].prefix_len != ports[i].prefix_len);
     if (lan_changed) {
-        for (const auto& [key, e] : static_routes_) {
-            if (e.config.via != route_via::lan_gateway)
-                continue;
-            if (lan_port_for(ports, e.config.gateway) < 0)
-                return fail(change_error::conflict,
-                            "route " + prefix_text(key) + ": gateway " +
-                                fwd::format_ipv4(e.config.gateway) +
-                                " would no longer be on a LAN port's connected subnet");
-        }
-        for (const auto& [key, e] : learned_)
-            for (ipv4_addr g : e.route.gateways)
-                if (lan_port_for(ports, g) < 0)
-                    return fail(change_error::conflict,
-                                "learned route " + prefix_text(key) + ": gateway " +
-                                    fwd::format_ipv4(g) +
+        std::optional<change_failure> conflict;
+        static_routes_.for_each([&](uint64_t key, const route_entry& e) {
+            if (!conflict && e.via == route_via::lan_gateway && lan_port_for(ports, e.gateway) < 0)
+                conflict = fail(change_error::conflict,
+                                "route " + prefix_text(key) + ": gateway " +
+                                    fwd::format_ipv4(e.gateway) +
                                     " would no longer be on a LAN port's connected subnet");
+        });
+        learned_.for_each([&](uint64_t key, const learned_entry& e) {
+            for (ipv4_addr g : e.route.gateways)
+                if (!conflict && lan_port_for(ports, g) < 0)
+                    conflict = fail(change_error::conflict,
+                                    "learned route " + prefix_text(key) + ": gateway " +
+                                        fwd::format_ipv4(g) +
+                                        " would no longer be on a LAN port's connected subnet");
+        });
+        if (conflict)
+            return conflict;
     }
 
     auto ecmp_release = [&](uint64_t key) {
-        auto it = learned_.find(key);
-        if (it == learned_.end() || it->second.route.gateways.size() < 2)
+        const learned_entry* le = learned_.find(key);
+        if (le == nullptr || le->route.gateways.size() < 2)
             return;
-        std::vector<ipv4_addr> gws = it->second.route.gateways;
+        std::vector<ipv4_addr> gws = le->route.gateways;
         std::sort(gws.begin(), gws.end());
         auto e = groups_.ecmp.find(gws);
         if (e != groups_.ecmp.end() && --e->second.refs == 0) {
@@ -875,16 +925,16 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
          sorted_order(cs.delete_learned, [](const ipv4_prefix& p) { return key_of(p); })) {
         const auto& p = cs.delete_learned[idx];
         uint64_t key = k;
-        auto it = learned_.find(key);
-        if (it == learned_.end())
+        learned_entry* le = learned_.find(key);
+        if (le == nullptr)
             return fail(change_error::not_found,
                         "learned route " + prefix_text(key) + ": not present");
         if (auto st = fib_->remove(p.addr, p.len, fwd::route_origin::learned); !st)
             return fib_error(st.err());
         ecmp_release(key);
-        pending_.to_release.push_back(it->second.next_hop_id);
-        pending_.learned_undo.emplace_back(key, std::move(it->second));
-        learned_.erase(it);
+        pending_.to_release.push_back(le->next_hop_id);
+        pending_.learned_undo.emplace_back(key, std::move(*le));
+        learned_.erase(key);
     }
     for (const auto& [k, idx] :
          sorted_order(cs.put_learned, [](const learned_route4& l) { return key_of(l.prefix); })) {
@@ -928,15 +978,15 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
                                 l.distance);
             !st)
             return fib_error(st.err());
-        auto [it, fresh] = learned_.try_emplace(key);
+        auto [le, fresh] = learned_.try_emplace(key);
         if (!fresh) {
-            ecmp_release(key);
-            pending_.to_release.push_back(it->second.next_hop_id);
-            pending_.learned_undo.emplace_back(key, it->second);
+            ecmp_release(key); // finds the old gateways: `le` stays valid (no insert)
+            pending_.to_release.push_back(le->next_hop_id);
+            pending_.learned_undo.emplace_back(key, std::move(*le));
         } else {
             pending_.learned_undo.emplace_back(key, std::nullopt);
         }
-        it->second = {l, id.value()};
+        *le = {l, id.value()};
     }
     return std::nullopt;
 }

@@ -68,9 +68,10 @@ class table_writer {
 
     // The running config, static routes included (for GET /v1/config and persistence).
     config running() const;
+    // f(const route_config&) for every static route, in address order.
     template <typename F> void for_each_static(F&& f) const {
-        for (const auto& [key, e] : static_routes_)
-            f(e.config);
+        for (uint64_t key : sorted_static_keys())
+            f(config_of(key, *static_routes_.find(key)));
     }
     template <typename F> void for_each_static6(F&& f) const {
         for (const auto& [key, e] : static_routes6_)
@@ -91,13 +92,12 @@ class table_writer {
     size_t static_route_count() const noexcept { return static_routes_.size(); }
     // The learned route of exactly this prefix, if any.
     const learned_route4* find_learned(const ipv4_prefix& p) const {
-        auto it = learned_.find((uint64_t{p.addr} << 8) | p.len);
-        return it == learned_.end() ? nullptr : &it->second.route;
+        const auto* e = learned_.find((uint64_t{p.addr} << 8) | p.len);
+        return e == nullptr ? nullptr : &e->route;
     }
     // f(const learned_route4&) for every learned route, in no particular order.
     template <typename F> void for_each_learned(F&& f) const {
-        for (const auto& [key, e] : learned_)
-            f(e.route);
+        learned_.for_each([&](uint64_t, const learned_entry& e) { f(e.route); });
     }
     // Counters of retired SAs by tunnel name.
     const retired_sa_counters* retired(const std::string& tunnel) const;
@@ -137,19 +137,29 @@ class table_writer {
     std::map<std::string, uint32_t> tunnel_ids_; // name -> id
     std::deque<uint32_t> free_ids_;              // FIFO: an id is reused as late as possible
     uint32_t next_fresh_id_ = 0;
+    // A static route, compact (a table may hold a million): the tunnel or group name is an
+    // index into names_.
     struct route_entry {
-        route_config config;
         uint32_t next_hop_id = 0;
+        ipv4_addr gateway = 0; // via == lan_gateway
+        uint32_t name = 0;     // via == tunnel or group: names_[name]
+        route_via via = route_via::tunnel;
+        uint8_t distance = 1;
     };
+    route_entry entry_of(const route_config& r, uint32_t next_hop_id);
+    route_config config_of(uint64_t key, const route_entry& e) const;
+    std::vector<uint64_t> sorted_static_keys() const;
     // Keys are prefix << 8 | len.
-    std::map<uint64_t, route_entry> static_routes_;
+    fwd::u64_map<route_entry> static_routes_;
+    std::vector<std::string> names_{""};                   // tunnel and group names, interned
+    std::unordered_map<std::string, uint32_t> name_index_; // name -> index in names_
     std::map<uint64_t, uint32_t> connected_; // connected subnets and local /32s -> next hop id
     // Learned routes (up to millions, from FPM): hashed, the next hop id held inline.
     struct learned_entry {
         learned_route4 route;
         uint32_t next_hop_id = 0;
     };
-    std::unordered_map<uint64_t, learned_entry> learned_;
+    fwd::u64_map<learned_entry> learned_;
     std::vector<uint32_t> static_refs_; // by tunnel id: static routes through the tunnel
     std::map<std::string, retired_sa_counters> retired_;
     // IPv6: own FIB and next-hop id space; static routes by prefix (one per prefix, like

@@ -5,12 +5,18 @@
 // a node per entry. Key ~0 is reserved (it marks an empty slot). Any insert may move every
 // value: pointers returned by find() and try_emplace() last until the next insert or erase.
 // Not thread-safe (the control thread owns it). Iteration order is unspecified.
+//
+// Slot arrays of 2 MiB and more are mapped on their own and advised to transparent huge
+// pages: at a million entries every access is a cache miss anyway, and with 4 KiB pages it
+// is a TLB miss too (a two-level page walk in a VM).
 #pragma once
+
+#include <sys/mman.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
-#include <vector>
 
 namespace sagd::fwd {
 
@@ -20,7 +26,26 @@ template <typename V> class u64_map {
 
     size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
-    size_t capacity() const noexcept { return slots_.size(); }
+    size_t capacity() const noexcept { return cap_; }
+
+    u64_map() = default;
+    ~u64_map() { release(slots_, cap_); }
+    u64_map(const u64_map&) = delete;
+    u64_map& operator=(const u64_map&) = delete;
+    u64_map(u64_map&& o) noexcept { swap(o); }
+    u64_map& operator=(u64_map&& o) noexcept {
+        if (this != &o) {
+            clear();
+            swap(o);
+        }
+        return *this;
+    }
+    void swap(u64_map& o) noexcept {
+        std::swap(slots_, o.slots_);
+        std::swap(cap_, o.cap_);
+        std::swap(mask_, o.mask_);
+        std::swap(size_, o.size_);
+    }
 
     V* find(uint64_t key) noexcept {
         if (size_ == 0)
@@ -37,7 +62,7 @@ template <typename V> class u64_map {
 
     // The value of `key`, default-constructed if new; second is true when it was inserted.
     std::pair<V*, bool> try_emplace(uint64_t key) {
-        if ((size_ + 1) * 4 > slots_.size() * 3)
+        if ((size_ + 1) * 4 > cap_ * 3)
             grow();
         for (size_t i = home(key);; i = (i + 1) & mask_) {
             if (slots_[i].key == key)
@@ -80,27 +105,27 @@ template <typename V> class u64_map {
     }
 
     void clear() {
-        slots_.clear();
-        mask_ = 0;
-        size_ = 0;
+        release(slots_, cap_);
+        slots_ = nullptr;
+        cap_ = mask_ = size_ = 0;
     }
     void reserve(size_t n) {
-        while (n * 4 > slots_.size() * 3)
+        while (n * 4 > cap_ * 3)
             grow();
     }
 
     template <typename F> void for_each(F&& f) const {
-        for (const auto& s : slots_)
-            if (s.key != empty_key)
-                f(s.key, s.value);
+        for (size_t i = 0; i < cap_; ++i)
+            if (slots_[i].key != empty_key)
+                f(slots_[i].key, slots_[i].value);
     }
     template <typename F> void for_each(F&& f) {
-        for (auto& s : slots_)
-            if (s.key != empty_key)
-                f(s.key, s.value);
+        for (size_t i = 0; i < cap_; ++i)
+            if (slots_[i].key != empty_key)
+                f(slots_[i].key, slots_[i].value);
     }
-    // Heap bytes held (for memory-per-entry figures).
-    size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(slot); }
+    // Bytes held (for memory-per-entry figures).
+    size_t memory_bytes() const noexcept { return cap_ * sizeof(slot); }
 
   private:
     struct slot {
@@ -116,23 +141,56 @@ template <typename V> class u64_map {
         return k;
     }
     size_t home(uint64_t key) const noexcept { return static_cast<size_t>(mix(key)) & mask_; }
+    static constexpr size_t huge = size_t{2} << 20;
+    static size_t mapped_bytes(size_t n) { return (n * sizeof(slot) + huge - 1) & ~(huge - 1); }
+    static slot* allocate(size_t n) {
+        void* p = nullptr;
+        if (n * sizeof(slot) < huge) {
+            p = ::operator new(n * sizeof(slot), std::align_val_t{alignof(slot)});
+        } else {
+            p = ::mmap(nullptr, mapped_bytes(n), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED)
+                throw std::bad_alloc();
+            (void)::madvise(p, mapped_bytes(n), MADV_HUGEPAGE); // a hint: fine if refused
+        }
+        auto* s = static_cast<slot*>(p);
+        for (size_t i = 0; i < n; ++i)
+            new (&s[i]) slot();
+        return s;
+    }
+    static void release(slot* s, size_t n) noexcept {
+        if (s == nullptr)
+            return;
+        for (size_t i = 0; i < n; ++i)
+            s[i].~slot();
+        if (n * sizeof(slot) < huge)
+            ::operator delete(s, std::align_val_t{alignof(slot)});
+        else
+            (void)::munmap(s, mapped_bytes(n));
+    }
     void grow() {
-        std::vector<slot> old;
-        old.swap(slots_);
-        slots_.resize(old.empty() ? 16 : old.size() * 2);
-        mask_ = slots_.size() - 1;
-        for (auto& s : old) {
+        const size_t n = cap_ == 0 ? 16 : cap_ * 2;
+        slot* fresh = allocate(n);
+        const size_t mask = n - 1;
+        for (size_t j = 0; j < cap_; ++j) {
+            slot& s = slots_[j];
             if (s.key == empty_key)
                 continue;
-            size_t i = home(s.key);
-            while (slots_[i].key != empty_key)
-                i = (i + 1) & mask_;
-            slots_[i].key = s.key;
-            slots_[i].value = std::move(s.value);
+            size_t i = static_cast<size_t>(mix(s.key)) & mask;
+            while (fresh[i].key != empty_key)
+                i = (i + 1) & mask;
+            fresh[i].key = s.key;
+            fresh[i].value = std::move(s.value);
         }
+        release(slots_, cap_);
+        slots_ = fresh;
+        cap_ = n;
+        mask_ = mask;
     }
 
-    std::vector<slot> slots_;
+    slot* slots_ = nullptr;
+    size_t cap_ = 0;
     size_t mask_ = 0;
     size_t size_ = 0;
 };
