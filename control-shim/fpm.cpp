@@ -95,9 +95,23 @@ const char* family_name(ip_family f) noexcept {
     return f == ip_family::ipv4 ? "AF_INET" : "AF_INET6";
 }
 
-// Prefix for every message about netlink message `index` (0-based) of an FPM message.
-std::string where(size_t index, uint16_t type) {
-    return "FPM netlink message " + std::to_string(index) + " (" + nlmsg_type_name(type) + ")";
+// Where in an FPM message: netlink message `index` (0-based) and, inside RTA_MULTIPATH, next
+// hop `hop`. Formatted only when a message is made (errors and notes): decoding a million
+// routes must not build a million strings.
+struct where {
+    size_t index;
+    uint16_t type;
+    long hop = -1;
+    std::string str() const {
+        std::string s = "FPM netlink message " + std::to_string(index) + " (" +
+                        nlmsg_type_name(type) + ")";
+        if (hop >= 0)
+            s += ": RTA_MULTIPATH next hop " + std::to_string(hop);
+        return s;
+    }
+};
+std::string operator+(const where& w, const char* tail) {
+    return w.str() + tail;
 }
 
 // One attribute: type (nested/byte-order flags stripped) and its payload.
@@ -109,7 +123,7 @@ struct attr {
 // Walks a run of rtattrs (rtnetlink(7)); stops with an error on any length that does not fit.
 // The last attribute's alignment padding may be absent (RTA_OK tolerates that too).
 template <typename F>
-status walk_attrs(std::span<const uint8_t> bytes, const std::string& ctx, F&& on_attr) {
+status walk_attrs(std::span<const uint8_t> bytes, const where& ctx, F&& on_attr) {
     size_t off = 0;
     while (off < bytes.size()) {
         const size_t left = bytes.size() - off;
@@ -134,7 +148,7 @@ status walk_attrs(std::span<const uint8_t> bytes, const std::string& ctx, F&& on
     return fwd::ok();
 }
 
-status read_address(const attr& a, ip_family f, ip_bytes& out, const std::string& ctx) {
+status read_address(const attr& a, ip_family f, ip_bytes& out, const where& ctx) {
     if (a.payload.size() != address_size(f))
         return error(ctx + ": " + rta_name(a.type) + " is " + std::to_string(a.payload.size()) +
                      " bytes, expected " + std::to_string(address_size(f)) + " for " +
@@ -144,7 +158,7 @@ status read_address(const attr& a, ip_family f, ip_bytes& out, const std::string
     return fwd::ok();
 }
 
-status read_u32(const attr& a, uint32_t& out, const std::string& ctx) {
+status read_u32(const attr& a, uint32_t& out, const where& ctx) {
     if (a.payload.size() != sizeof(uint32_t))
         return error(ctx + ": " + rta_name(a.type) + " is " + std::to_string(a.payload.size()) +
                      " bytes, expected 4");
@@ -161,12 +175,12 @@ bool host_bits_clear(const ip_bytes& p, uint8_t len) noexcept {
 
 // RTA_MULTIPATH: a list of struct rtnexthop, each followed by its own rtattrs (RTA_GATEWAY).
 status read_multipath(std::span<const uint8_t> bytes, ip_family f, std::vector<fpm_next_hop>& out,
-                      bool& via, const std::string& ctx) {
+                      bool& via, const where& ctx) {
     size_t off = 0;
     size_t n = 0;
     while (off < bytes.size()) {
         const size_t left = bytes.size() - off;
-        const std::string hop_ctx = ctx + ": RTA_MULTIPATH next hop " + std::to_string(n);
+        const where hop_ctx{ctx.index, ctx.type, static_cast<long>(n)};
         if (left < sizeof(rtnexthop))
             return error(hop_ctx + ": " + std::to_string(left) +
                          " bytes left, too short for struct rtnexthop (8)");
@@ -214,7 +228,7 @@ bool is_drop_type(uint8_t t) noexcept {
 // One RTM_NEWROUTE / RTM_DELROUTE (rtnetlink(7): nlmsghdr, rtmsg, rtattrs).
 result<fpm_item> decode_route(std::span<const uint8_t> msg, uint16_t type, size_t index,
                               const fpm_decode_options& options) {
-    const std::string ctx = where(index, type);
+    const where ctx{index, type};
     fpm_item item;
     item.nlmsg_type = type;
     const size_t rtm_off = NLMSG_HDRLEN;
@@ -319,21 +333,21 @@ result<fpm_item> decode_route(std::span<const uint8_t> msg, uint16_t type, size_
     else if (have_gw || have_oif)
         u.next_hops.push_back(single);
 
-    const std::string what = format_prefix(f, u.prefix, u.prefix_len);
+    auto what = [&] { return format_prefix(f, u.prefix, u.prefix_len); };
     // Checked before the table filter so that what the decoder hands out, whatever the table,
     // keeps its promises (found by fpm_fuzz).
     if (u.add && u.blackhole && !u.next_hops.empty())
-        return error(ctx + ": " + what + " is rtm_type " + std::to_string(u.route_type) +
+        return error(ctx + ": " + what() + " is rtm_type " + std::to_string(u.route_type) +
                      " (blackhole) but carries next hops");
     if (u.table != options.table) {
         item.kind = fpm_item_kind::other_table;
-        item.note = ctx + ": " + what + " is in table " + std::to_string(u.table) +
+        item.note = ctx + ": " + what() + " is in table " + std::to_string(u.table) +
                     ", only table " + std::to_string(options.table) + " is learned";
         return item;
     }
     if (rtm.rtm_src_len != 0) {
         item.kind = fpm_item_kind::unsupported;
-        item.note = ctx + ": " + what + " is source-specific (rtm_src_len " +
+        item.note = ctx + ": " + what() + " is source-specific (rtm_src_len " +
                     std::to_string(rtm.rtm_src_len) + "), not supported";
         return item;
     }
@@ -342,13 +356,13 @@ result<fpm_item> decode_route(std::span<const uint8_t> msg, uint16_t type, size_
         return item;
     if (u.route_type != RTN_UNICAST) {
         item.kind = fpm_item_kind::unsupported;
-        item.note = ctx + ": " + what + " has rtm_type " + std::to_string(u.route_type) +
+        item.note = ctx + ": " + what() + " has rtm_type " + std::to_string(u.route_type) +
                     ", only RTN_UNICAST and blackhole routes are installed";
         return item;
     }
     if (via) {
         item.kind = fpm_item_kind::unsupported;
-        item.note = ctx + ": " + what + " uses RTA_VIA (next hop of another family), not supported";
+        item.note = ctx + ": " + what() + " uses RTA_VIA (next hop of another family), not supported";
         return item;
     }
     if (u.next_hops.empty()) {
@@ -356,11 +370,11 @@ result<fpm_item> decode_route(std::span<const uint8_t> msg, uint16_t type, size_
             // zebra's default "fpm use-next-hop-groups" sends the next hops as separate
             // RTM_NEWNEXTHOP objects and only their id here.
             item.kind = fpm_item_kind::unsupported;
-            item.note = ctx + ": " + what + " names next-hop group " + std::to_string(u.nhg_id) +
+            item.note = ctx + ": " + what() + " names next-hop group " + std::to_string(u.nhg_id) +
                         " only (RTA_NH_ID); configure zebra with 'no fpm use-next-hop-groups'";
             return item;
         }
-        return error(ctx + ": " + what +
+        return error(ctx + ": " + what() +
                      " is RTN_UNICAST without a next hop (no RTA_GATEWAY, RTA_OIF or "
                      "RTA_MULTIPATH)");
     }
@@ -408,7 +422,7 @@ result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> messag
                          std::to_string(left) +
                          " trailing bytes, too short for struct nlmsghdr (16)");
         const auto nh = read_pod<nlmsghdr>(payload, off);
-        const std::string ctx = where(index, nh.nlmsg_type);
+        const where ctx{index, nh.nlmsg_type};
         if (nh.nlmsg_len < sizeof(nlmsghdr))
             return error(ctx + ": nlmsg_len " + std::to_string(nh.nlmsg_len) + " is below 16");
         if (nh.nlmsg_len > left)
@@ -516,44 +530,82 @@ void learned_routes::apply(std::vector<fpm_item>& items) {
     }
 }
 
-void learned_routes::apply(fpm_route_update&& update) {
-    const auto key = key_of(update);
-    if (update.add) {
-        auto [it, fresh] = routes_.try_emplace(key);
-        if (fresh)
-            ++by_family_[static_cast<size_t>(key.family)];
-        else if (it->second.stale)
-            --stale_;
-        it->second = learned_route{std::move(update), false};
-        ++counters_.adds;
-        ++generation_;
+namespace {
+uint64_t key4(const ip_bytes& prefix, uint8_t len) noexcept {
+    return (uint64_t{(uint32_t{prefix[0]} << 24) | (uint32_t{prefix[1]} << 16) |
+                     (uint32_t{prefix[2]} << 8) | prefix[3]}
+            << 8) |
+           len;
+}
+} // namespace
+
+void learned_routes::add(learned_route& slot, bool fresh, ip_family family,
+                         fpm_route_update&& update) {
+    if (fresh)
+        ++by_family_[static_cast<size_t>(family)];
+    else if (slot.stale)
+        --stale_;
+    slot = learned_route{std::move(update), false};
+    ++counters_.adds;
+    ++generation_;
+}
+
+template <typename Erase>
+void learned_routes::remove(learned_route* r, ip_family family, Erase&& erase) {
+    if (r == nullptr) {
+        ++counters_.delete_misses;
         return;
     }
-    if (auto it = routes_.find(key); it != routes_.end()) {
-        if (it->second.stale)
-            --stale_;
-        --by_family_[static_cast<size_t>(key.family)];
-        routes_.erase(it);
-        ++counters_.deletes;
-        ++generation_;
-    } else {
-        ++counters_.delete_misses;
+    if (r->stale)
+        --stale_;
+    --by_family_[static_cast<size_t>(family)];
+    erase();
+    ++counters_.deletes;
+    ++generation_;
+}
+
+void learned_routes::apply(fpm_route_update&& update) {
+    const ip_family family = update.family;
+    if (family == ip_family::ipv4) {
+        const uint64_t k = key4(update.prefix, update.prefix_len);
+        if (update.add) {
+            auto [slot, fresh] = routes4_.try_emplace(k);
+            add(*slot, fresh, family, std::move(update));
+        } else {
+            remove(routes4_.find(k), family, [&] { routes4_.erase(k); });
+        }
+        return;
     }
+    const auto key = key_of(update);
+    if (update.add) {
+        auto [it, fresh] = routes6_.try_emplace(key);
+        add(it->second, fresh, family, std::move(update));
+        return;
+    }
+    auto it = routes6_.find(key);
+    remove(it == routes6_.end() ? nullptr : &it->second, family, [&] { routes6_.erase(it); });
 }
 
 void learned_routes::session_lost() {
-    for (auto& [key, r] : routes_)
+    routes4_.for_each([](uint64_t, learned_route& r) { r.stale = true; });
+    for (auto& [key, r] : routes6_)
         r.stale = true;
-    stale_ = routes_.size();
+    stale_ = size();
     ++counters_.session_losses;
 }
 
 size_t learned_routes::sweep_stale() {
-    const size_t n = std::erase_if(routes_, [this](const auto& kv) {
-        if (kv.second.stale)
-            --by_family_[static_cast<size_t>(kv.first.family)];
-        return kv.second.stale;
+    std::vector<uint64_t> gone;
+    routes4_.for_each([&](uint64_t k, const learned_route& r) {
+        if (r.stale)
+            gone.push_back(k);
     });
+    for (uint64_t k : gone)
+        routes4_.erase(k);
+    by_family_[static_cast<size_t>(ip_family::ipv4)] -= gone.size();
+    const size_t n6 = std::erase_if(routes6_, [](const auto& kv) { return kv.second.stale; });
+    by_family_[static_cast<size_t>(ip_family::ipv6)] -= n6;
+    const size_t n = gone.size() + n6;
     stale_ = 0;
     if (n != 0)
         ++generation_;
@@ -562,8 +614,10 @@ size_t learned_routes::sweep_stale() {
 }
 
 const learned_route* learned_routes::find(const route_key& key) const {
-    const auto it = routes_.find(key);
-    return it == routes_.end() ? nullptr : &it->second;
+    if (key.family == ip_family::ipv4)
+        return routes4_.find(key4(key.prefix, key.prefix_len));
+    const auto it = routes6_.find(key);
+    return it == routes6_.end() ? nullptr : &it->second;
 }
 
 // ---- formatting

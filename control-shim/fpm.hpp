@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dataplane/result.hpp"
+#include "forwarding/u64_map.hpp"
 
 namespace sagd::shim {
 
@@ -147,6 +148,8 @@ struct route_key_hash {
     }
 };
 
+route_key key_of(const fpm_route_update& u) noexcept;
+
 struct learned_route {
     fpm_route_update route; // as last received (add == true)
     bool stale = false;     // not re-sent since the session was lost
@@ -185,7 +188,7 @@ class learned_routes {
     size_t stale_count() const noexcept { return stale_; }
 
     const learned_route* find(const route_key& key) const;
-    size_t size() const noexcept { return routes_.size(); }
+    size_t size() const noexcept { return routes4_.size() + routes6_.size(); }
     size_t size(ip_family f) const noexcept { return by_family_[static_cast<size_t>(f)]; }
     // Bumped on every change of the table, so an installer can tell whether to re-read it.
     uint64_t generation() const noexcept { return generation_; }
@@ -194,21 +197,26 @@ class learned_routes {
 
     // f(const route_key&, const learned_route&), in no particular order.
     template <typename F> void for_each(F&& f) const {
-        for (const auto& [key, route] : routes_)
+        routes4_.for_each([&](uint64_t, const learned_route& r) { f(key_of(r.route), r); });
+        for (const auto& [key, route] : routes6_)
             f(key, route);
     }
 
   private:
+    void add(learned_route& slot, bool fresh, ip_family family, fpm_route_update&& update);
+    template <typename Erase> void remove(learned_route* r, ip_family family, Erase&& erase);
+
     fpm_decode_options options_;
     // Hashed: a full table is a million routes, and zebra sends them in no useful order.
-    std::unordered_map<route_key, learned_route, route_key_hash> routes_;
+    // IPv4 in a flat table keyed by prefix << 8 | length (one probe, no node per route).
+    fwd::u64_map<learned_route> routes4_;
+    std::unordered_map<route_key, learned_route, route_key_hash> routes6_;
     size_t by_family_[2] = {0, 0};
     size_t stale_ = 0;
     learned_counters counters_;
     uint64_t generation_ = 0;
 };
 
-route_key key_of(const fpm_route_update& u) noexcept;
 
 // "10.1.0.0/16", "2001:db8::/32", and a one-line description of an update for logs/CLI:
 // "add 10.1.0.0/16 table 254 proto 196 metric 20 via 192.0.2.1 dev 3 weight 1".
