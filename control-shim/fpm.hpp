@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dataplane/result.hpp"
+#include "forwarding/small_vector.hpp"
 #include "forwarding/u64_map.hpp"
 
 namespace sagd::shim {
@@ -66,7 +67,8 @@ struct fpm_route_update {
     // its next hops travel as RTM_NEWNEXTHOP objects (not decoded: such routes come back as
     // unsupported); with "no fpm use-next-hop-groups" they are inline.
     uint32_t nhg_id = 0;
-    std::vector<fpm_next_hop> next_hops; // empty for blackholes and (possibly) deletes
+    // Empty for blackholes and (possibly) deletes; one (the usual case) is held inline.
+    fwd::small_vector<fpm_next_hop, 1> next_hops;
     bool operator==(const fpm_route_update&) const = default;
 };
 
@@ -183,6 +185,8 @@ class learned_routes {
     void apply(fpm_route_update&& update);
     void count_error() noexcept { ++counters_.errors; }
 
+    // Room for n IPv4 routes without growing (the FIB's route limit).
+    void reserve_ipv4(size_t n) { routes4_.reserve(n); }
     void session_lost();  // marks every route stale
     size_t sweep_stale(); // removes stale routes; returns how many
     size_t stale_count() const noexcept { return stale_; }

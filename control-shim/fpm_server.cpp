@@ -82,6 +82,7 @@ void fpm_server::stage_ipv6(const route_key& k, const dp::tables& t, dp::change_
 fwd::result<std::unique_ptr<fpm_server>> fpm_server::create(const fpm_server_options& o,
                                                             const dp::gateway& gw, apply_fn apply) {
     std::unique_ptr<fpm_server> s(new fpm_server(o, gw, std::move(apply)));
+    s->store_.reserve_ipv4(gw.writer().limits().ipv4_routes);
     std::string where = fwd::format_ipv4(o.address) + ":" + std::to_string(o.port);
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)

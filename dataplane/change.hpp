@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "forwarding/small_vector.hpp"
+
 #include "dataplane/config.hpp"
 
 namespace sagd::dp {
@@ -21,7 +23,7 @@ struct port_update {
 // A learned (FRR) IPv4 route: LAN next hops (equal-cost, weighted), or a blackhole.
 struct learned_route4 {
     ipv4_prefix prefix;
-    std::vector<ipv4_addr> gateways; // empty: blackhole
+    fwd::small_vector<ipv4_addr, 1> gateways; // empty: blackhole; one: no allocation
     uint8_t distance = 20;
 };
 

@@ -1,6 +1,7 @@
 #include "dataplane/table_writer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <set>
 #include <tuple>
 
@@ -109,6 +110,9 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
     if (!fib)
         return error{"fib: " + fib.err().message};
     w->fib_ = std::move(fib.value());
+    // Room for the route limit now, not while a full table streams in (see u64_map.hpp).
+    w->static_routes_.reserve(limits.ipv4_routes);
+    w->learned_.reserve(limits.ipv4_routes);
     w->next_hops_ =
         std::make_unique<fwd::next_hop_table>(std::max<uint32_t>(65536, limits.tunnels + 4096));
     w->static_refs_.assign(limits.tunnels, 0);
@@ -912,7 +916,7 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         const learned_entry* le = learned_.find(key);
         if (le == nullptr || le->route.gateways.size() < 2)
             return;
-        std::vector<ipv4_addr> gws = le->route.gateways;
+        std::vector<ipv4_addr> gws = le->route.gateways.to_vector();
         std::sort(gws.begin(), gws.end());
         auto e = groups_.ecmp.find(gws);
         if (e != groups_.ecmp.end() && --e->second.refs == 0) {
@@ -941,21 +945,29 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         const auto& l = cs.put_learned[idx];
         uint64_t key = k;
         fwd::next_hop nh{fwd::next_hop_kind::drop, 0, 0, 0};
-        std::vector<ipv4_addr> usable;
-        for (ipv4_addr g : l.gateways)
-            if (lan_port_for(ports, g) >= 0 &&
-                std::find(usable.begin(), usable.end(), g) == usable.end())
-                usable.push_back(g);
-        if (!l.gateways.empty() && usable.empty())
+        // The distinct gateways on a LAN subnet (no allocation: a million routes pass here).
+        std::array<ipv4_addr, group_runtime::max_members> usable_gw;
+        size_t n_usable = 0;
+        int first_port = -1;
+        for (ipv4_addr g : l.gateways) {
+            if (n_usable == usable_gw.size())
+                break;
+            const int pi = lan_port_for(ports, g);
+            if (pi < 0 || std::find(usable_gw.begin(), usable_gw.begin() + n_usable, g) !=
+                              usable_gw.begin() + n_usable)
+                continue;
+            if (n_usable == 0)
+                first_port = pi;
+            usable_gw[n_usable++] = g;
+        }
+        if (!l.gateways.empty() && n_usable == 0)
             return fail(change_error::invalid, "learned route " + prefix_text(key) +
                                                    ": no gateway on a LAN port's subnet");
-        if (usable.size() == 1) {
-            nh = {fwd::next_hop_kind::gateway,
-                  static_cast<uint16_t>(lan_port_for(ports, usable[0])), usable[0], 0};
-        } else if (usable.size() > 1) {
+        if (n_usable == 1) {
+            nh = {fwd::next_hop_kind::gateway, static_cast<uint16_t>(first_port), usable_gw[0], 0};
+        } else if (n_usable > 1) {
             // Equal-cost LAN routers: one shared group per set of gateways.
-            if (usable.size() > group_runtime::max_members)
-                usable.resize(group_runtime::max_members);
+            std::vector<ipv4_addr> usable(usable_gw.begin(), usable_gw.begin() + n_usable);
             std::sort(usable.begin(), usable.end());
             auto [e, fresh] = groups_.ecmp.try_emplace(usable, group_ids::ecmp_group{0, 0});
             if (fresh) {

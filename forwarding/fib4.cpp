@@ -92,6 +92,7 @@ result<std::unique_ptr<fib4>> fib4::create(const fib4_config& cfg) {
                      "fib '" + cfg.name + "': tbl8_groups must be 1..16777216"};
     std::unique_ptr<fib4> f(new fib4(cfg.name, cfg.max_routes));
     f->tbl8_groups_ = cfg.tbl8_groups;
+    f->table_.reserve(cfg.max_routes); // like the tables below: sized once, at create
     const size_t tbl8_bytes = size_t{cfg.tbl8_groups} * 256 * sizeof(uint32_t);
     const unsigned n = cfg.double_buffered ? 2 : 1;
     for (unsigned i = 0; i < n; ++i) {
@@ -245,12 +246,16 @@ int fib4::write_state(copy& c, uint64_t key) {
 }
 
 void fib4::remember(uint64_t key) {
+    const auto* c = table_.find(key);
+    remember_as(key, c == nullptr ? route4_candidates{} : *c);
+}
+
+void fib4::remember_as(uint64_t key, const route4_candidates& before) {
     if (undo_.empty()) {
         undo_candidates_ = candidates_;
         undo_len_count_ = len_count_;
     }
-    const auto* c = table_.find(key);
-    undo_.emplace_back(key, c == nullptr ? route4_candidates{} : *c);
+    undo_.emplace_back(key, before);
 }
 
 const fib4_table* fib4::publish() noexcept {
@@ -327,8 +332,8 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
                                                std::to_string(max_routes_) + " prefixes)"};
         if (auto s = install(writable(), r); !s)
             return s;
-        remember(key);
-        table_[key] = route4_candidates{r};
+        remember_as(key, route4_candidates{});
+        *table_.try_emplace(key).first = route4_candidates{r};
         count_len(len, +1);
         ++candidates_;
         return ok();
@@ -349,7 +354,7 @@ status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t nex
     if (list.front().next_hop_id != cur->front().next_hop_id)
         if (auto s = install(writable(), list.front()); !s)
             return s;
-    remember(key); // inserts nothing into table_: `cur` stays valid
+    remember_as(key, *cur); // inserts nothing into table_: `cur` stays valid
     if (!replaced)
         ++candidates_;
     *cur = list;

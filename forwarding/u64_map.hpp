@@ -8,7 +8,9 @@
 //
 // Slot arrays of 2 MiB and more are mapped on their own and advised to transparent huge
 // pages: at a million entries every access is a cache miss anyway, and with 4 KiB pages it
-// is a TLB miss too (a two-level page walk in a VM).
+// is a TLB miss too (a two-level page walk in a VM). Tables with a configured limit reserve()
+// it up front: growing a million-entry table means allocating, touching and rehashing into
+// twice the memory in the middle of a route load.
 #pragma once
 
 #include <sys/mman.h>
@@ -109,9 +111,13 @@ template <typename V> class u64_map {
         slots_ = nullptr;
         cap_ = mask_ = size_ = 0;
     }
+    // Room for n entries without growing: one allocation, made (and touched) now.
     void reserve(size_t n) {
-        while (n * 4 > cap_ * 3)
-            grow();
+        size_t want = cap_ == 0 ? 16 : cap_;
+        while (n * 4 > want * 3)
+            want *= 2;
+        if (want != cap_)
+            rehash_into(want);
     }
 
     template <typename F> void for_each(F&& f) const {
@@ -169,8 +175,8 @@ template <typename V> class u64_map {
         else
             (void)::munmap(s, mapped_bytes(n));
     }
-    void grow() {
-        const size_t n = cap_ == 0 ? 16 : cap_ * 2;
+    void grow() { rehash_into(cap_ == 0 ? 16 : cap_ * 2); }
+    void rehash_into(size_t n) {
         slot* fresh = allocate(n);
         const size_t mask = n - 1;
         for (size_t j = 0; j < cap_; ++j) {
