@@ -515,7 +515,10 @@ status learned_routes::apply_message(std::span<const uint8_t> message) {
 }
 
 void learned_routes::apply(std::vector<fpm_item>& items) {
-    for (auto& item : items) {
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i + 8 < items.size() && items[i + 8].kind == fpm_item_kind::route)
+            prefetch(key_of(items[i + 8].route)); // overlap the table's cache misses
+        auto& item = items[i];
         switch (item.kind) {
         case fpm_item_kind::route:
             apply(std::move(item.route));
@@ -611,6 +614,11 @@ size_t learned_routes::sweep_stale() {
         ++generation_;
     counters_.swept += n;
     return n;
+}
+
+void learned_routes::prefetch(const route_key& key) const noexcept {
+    if (key.family == ip_family::ipv4)
+        routes4_.prefetch(key4(key.prefix, key.prefix_len));
 }
 
 const learned_route* learned_routes::find(const route_key& key) const {

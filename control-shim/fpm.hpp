@@ -192,6 +192,7 @@ class learned_routes {
     size_t stale_count() const noexcept { return stale_; }
 
     const learned_route* find(const route_key& key) const;
+    void prefetch(const route_key& key) const noexcept; // see fwd::u64_map::prefetch
     size_t size() const noexcept { return routes4_.size() + routes6_.size(); }
     size_t size(ip_family f) const noexcept { return by_family_[static_cast<size_t>(f)]; }
     // Bumped on every change of the table, so an installer can tell whether to re-read it.

@@ -189,11 +189,14 @@ bool fpm_server::poll(uint64_t now_ms) {
                 store_.count_error();
                 continue; // all or nothing: the message is refused, the session goes on
             }
-            for (const auto& it : items.value())
+            for (auto& it : items.value()) {
                 if (it.kind == fpm_item_kind::route)
                     touched_.push_back(key_of(it.route));
-            store_.apply(items.value());
+                decoded_.push_back(std::move(it));
+            }
         }
+        store_.apply(decoded_); // all of this read at once: the store prefetches ahead
+        decoded_.clear();
     }
     // More may be waiting: poll again at once rather than idle.
     did |= messages >= options_.max_messages_per_poll;
@@ -231,7 +234,14 @@ void fpm_server::install_touched() {
     std::sort(touched_.begin(), touched_.end());
     touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
     dp::change_set cs;
-    for (const auto& k : touched_) {
+    for (size_t i = 0; i < touched_.size(); ++i) {
+        if (i + 8 < touched_.size()) { // the lookups below miss the cache: overlap them
+            const route_key& q = touched_[i + 8];
+            store_.prefetch(q);
+            if (q.family == ip_family::ipv4)
+                w.prefetch_learned({v4(q.prefix), q.prefix_len});
+        }
+        const route_key& k = touched_[i];
         if (k.family != ip_family::ipv4) {
             stage_ipv6(k, t, cs);
             continue;

@@ -83,6 +83,7 @@ class fpm_server {
     std::string peer_;
     fpm_framer framer_;
     learned_routes store_;
+    std::vector<fpm_item> decoded_; // one read's decoded messages, applied together
     fpm_server_counters counters_;
     std::vector<route_key> touched_;           // since the last install; may repeat a key
     std::optional<uint64_t> pending_since_ms_; // when touched_ became non-empty

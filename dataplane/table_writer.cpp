@@ -805,6 +805,9 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     };
     if (!cs.put_routes.empty() || !cs.delete_routes.empty())
         pending_.static_refs = static_refs_; // restored by rollback()
+    pending_.route_undo.reserve(cs.delete_routes.size() + cs.put_routes.size());
+    pending_.to_release.reserve(cs.delete_routes.size() + cs.put_routes.size());
+    pending_.acquired.reserve(cs.put_routes.size());
     // Static routes held per tunnel id (a tunnel in use cannot be deleted). The last name
     // looked up is remembered: a big batch names the same few tunnels over and over.
     const std::string* memo_name = nullptr;
@@ -838,10 +841,16 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         std::sort(order.begin(), order.end());
         return order;
     };
-    for (const auto& [k, idx] :
-         sorted_order(cs.delete_routes, [](const ipv4_prefix& p) { return key_of(p); })) {
-        const auto& p = cs.delete_routes[idx];
-        uint64_t key = k;
+    const auto del_order =
+        sorted_order(cs.delete_routes, [](const ipv4_prefix& p) { return key_of(p); });
+    for (size_t n = 0; n < del_order.size(); ++n) {
+        if (n + 8 < del_order.size()) {
+            const auto& q = cs.delete_routes[del_order[n + 8].second];
+            static_routes_.prefetch(del_order[n + 8].first);
+            fib_->prefetch(q.addr, q.len);
+        }
+        const auto& p = cs.delete_routes[del_order[n].second];
+        uint64_t key = del_order[n].first;
         const route_entry* e = static_routes_.find(key);
         if (e == nullptr)
             return fail(change_error::not_found,
@@ -856,6 +865,11 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     const auto put_order =
         sorted_order(cs.put_routes, [](const route_config& r) { return key_of(r.prefix); });
     for (size_t n = 0; n < put_order.size(); ++n) {
+        if (n + 8 < put_order.size()) {
+            const auto& q = cs.put_routes[put_order[n + 8].second].prefix;
+            static_routes_.prefetch(put_order[n + 8].first);
+            fib_->prefetch(q.addr, q.len);
+        }
         const auto& r = cs.put_routes[put_order[n].second];
         uint64_t key = put_order[n].first;
         if (n > 0 && put_order[n - 1].first == key)
@@ -925,10 +939,23 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         }
     };
     // Learned routes (FRR): deletes, then puts. The first gateway on a LAN subnet serves.
-    for (const auto& [k, idx] :
-         sorted_order(cs.delete_learned, [](const ipv4_prefix& p) { return key_of(p); })) {
-        const auto& p = cs.delete_learned[idx];
-        uint64_t key = k;
+    // The journals are sized once: growing them moves every entry again.
+    pending_.learned_undo.reserve(pending_.learned_undo.size() + cs.delete_learned.size() +
+                                  cs.put_learned.size());
+    pending_.to_release.reserve(pending_.to_release.size() + cs.delete_learned.size() +
+                                cs.put_learned.size());
+    pending_.acquired.reserve(pending_.acquired.size() + cs.put_learned.size());
+    constexpr size_t ahead = 8; // prefetch distance (as in the static loops above)
+    const auto del_learned_order =
+        sorted_order(cs.delete_learned, [](const ipv4_prefix& p) { return key_of(p); });
+    for (size_t n = 0; n < del_learned_order.size(); ++n) {
+        if (n + ahead < del_learned_order.size()) {
+            const auto& q = cs.delete_learned[del_learned_order[n + ahead].second];
+            learned_.prefetch(key_of(q));
+            fib_->prefetch(q.addr, q.len);
+        }
+        const auto& p = cs.delete_learned[del_learned_order[n].second];
+        uint64_t key = del_learned_order[n].first;
         learned_entry* le = learned_.find(key);
         if (le == nullptr)
             return fail(change_error::not_found,
@@ -940,10 +967,16 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         pending_.learned_undo.emplace_back(key, std::move(*le));
         learned_.erase(key);
     }
-    for (const auto& [k, idx] :
-         sorted_order(cs.put_learned, [](const learned_route4& l) { return key_of(l.prefix); })) {
-        const auto& l = cs.put_learned[idx];
-        uint64_t key = k;
+    const auto put_learned_order =
+        sorted_order(cs.put_learned, [](const learned_route4& l) { return key_of(l.prefix); });
+    for (size_t n = 0; n < put_learned_order.size(); ++n) {
+        if (n + ahead < put_learned_order.size()) {
+            const auto& q = cs.put_learned[put_learned_order[n + ahead].second].prefix;
+            learned_.prefetch(key_of(q));
+            fib_->prefetch(q.addr, q.len);
+        }
+        const auto& l = cs.put_learned[put_learned_order[n].second];
+        uint64_t key = put_learned_order[n].first;
         fwd::next_hop nh{fwd::next_hop_kind::drop, 0, 0, 0};
         // The distinct gateways on a LAN subnet (no allocation: a million routes pass here).
         std::array<ipv4_addr, group_runtime::max_members> usable_gw;

@@ -95,6 +95,9 @@ class table_writer {
         const auto* e = learned_.find((uint64_t{p.addr} << 8) | p.len);
         return e == nullptr ? nullptr : &e->route;
     }
+    void prefetch_learned(const ipv4_prefix& p) const noexcept {
+        learned_.prefetch((uint64_t{p.addr} << 8) | p.len);
+    }
     // f(const learned_route4&) for every learned route, in no particular order.
     template <typename F> void for_each_learned(F&& f) const {
         learned_.for_each([&](uint64_t, const learned_entry& e) { f(e.route); });

@@ -280,8 +280,13 @@ void fib4::sync() {
     to_sync_.erase(std::unique(to_sync_.begin(), to_sync_.end()), to_sync_.end());
     // The end state does not depend on the order: each prefix owns the entries carrying its
     // length, and a removed one hands them to its covering route in the current table.
-    for (uint64_t key : to_sync_)
-        (void)write_state(c, key); // the same writes already succeeded on the other copy
+    for (size_t i = 0; i < to_sync_.size(); ++i) {
+        if (i + 8 < to_sync_.size()) {
+            table_.prefetch(to_sync_[i + 8]);
+            __builtin_prefetch(&c.table.tbl24[to_sync_[i + 8] >> 16], 1);
+        }
+        (void)write_state(c, to_sync_[i]); // the same writes already succeeded on the other copy
+    }
     to_sync_.clear();
 }
 

@@ -145,6 +145,11 @@ class fib4 {
                std::optional<uint8_t> distance = std::nullopt);
     // Removes the candidate; the runner-up (if any) is installed, else the prefix goes.
     status remove(uint32_t prefix, uint8_t len, route_origin origin);
+    // Starts loading what add()/remove() of this prefix will touch (see u64_map::prefetch).
+    void prefetch(uint32_t prefix, uint8_t len) noexcept {
+        table_.prefetch((uint64_t{prefix} << 8) | len);
+        __builtin_prefetch(&writable().table.tbl24[prefix >> 8], 1);
+    }
     // The installed (winning) route of exactly this prefix.
     std::optional<route4> installed(uint32_t prefix, uint8_t len) const;
     std::vector<route4> candidates(uint32_t prefix, uint8_t len) const;
