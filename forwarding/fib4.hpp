@@ -76,21 +76,31 @@ struct fib4_table {
     static constexpr uint32_t max_next_hop_id = (1u << 25) - 1;
 };
 
+namespace detail {
+// Relaxed loads, as DPDK's rte_fib and rte_lpm use plain ones: the tbl8 read depends on the
+// address read from tbl24 (the writer fills a group before its release store links it).
+inline uint32_t fib4_lookup_one(const fib4_table* t, uint32_t ip) noexcept {
+    uint32_t e = __atomic_load_n(&t->tbl24[ip >> 8], __ATOMIC_RELAXED);
+    if (e & 1u) [[unlikely]]
+        e = __atomic_load_n(&t->tbl8[(size_t{e >> fib4_table::value_shift} << 8) | (ip & 0xffu)],
+                            __ATOMIC_RELAXED);
+    return e >> fib4_table::value_shift;
+}
+} // namespace detail
+
 // Worker side: lock-free, allocation-free. Unrouted addresses give no_route_id (0).
 inline void fib4_lookup_bulk(const fib4_table* t, const uint32_t* ips, uint64_t* next_hops,
                              unsigned n) noexcept {
     const unsigned ahead = n < 8 ? n : 8; // prefetch distance (as rte_fib's scalar lookup)
     for (unsigned i = 0; i < ahead; ++i)
         rte_prefetch0(&t->tbl24[ips[i] >> 8]);
-    for (unsigned i = 0; i < n; ++i) {
-        if (i + ahead < n)
-            rte_prefetch0(&t->tbl24[ips[i + ahead] >> 8]);
-        uint32_t e = __atomic_load_n(&t->tbl24[ips[i] >> 8], __ATOMIC_ACQUIRE);
-        if (e & 1u) [[unlikely]]
-            e = __atomic_load_n(&t->tbl8[(size_t{e >> fib4_table::value_shift} << 8) | (ips[i] & 0xffu)],
-                                __ATOMIC_RELAXED);
-        next_hops[i] = e >> fib4_table::value_shift;
+    unsigned i = 0;
+    for (; i + ahead < n; ++i) {
+        rte_prefetch0(&t->tbl24[ips[i + ahead] >> 8]);
+        next_hops[i] = detail::fib4_lookup_one(t, ips[i]);
     }
+    for (; i < n; ++i)
+        next_hops[i] = detail::fib4_lookup_one(t, ips[i]);
 }
 
 struct route4 {
