@@ -103,8 +103,8 @@ struct where {
     uint16_t type;
     long hop = -1;
     std::string str() const {
-        std::string s = "FPM netlink message " + std::to_string(index) + " (" +
-                        nlmsg_type_name(type) + ")";
+        std::string s =
+            "FPM netlink message " + std::to_string(index) + " (" + nlmsg_type_name(type) + ")";
         if (hop >= 0)
             s += ": RTA_MULTIPATH next hop " + std::to_string(hop);
         return s;
@@ -362,7 +362,8 @@ result<fpm_item> decode_route(std::span<const uint8_t> msg, uint16_t type, size_
     }
     if (via) {
         item.kind = fpm_item_kind::unsupported;
-        item.note = ctx + ": " + what() + " uses RTA_VIA (next hop of another family), not supported";
+        item.note =
+            ctx + ": " + what() + " uses RTA_VIA (next hop of another family), not supported";
         return item;
     }
     if (u.next_hops.empty()) {

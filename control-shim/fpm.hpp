@@ -222,7 +222,6 @@ class learned_routes {
     uint64_t generation_ = 0;
 };
 
-
 // "10.1.0.0/16", "2001:db8::/32", and a one-line description of an update for logs/CLI:
 // "add 10.1.0.0/16 table 254 proto 196 metric 20 via 192.0.2.1 dev 3 weight 1".
 std::string format_prefix(ip_family f, const ip_bytes& prefix, uint8_t len);

@@ -503,15 +503,15 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
         if (tc.bfd) {
             const auto& b = *tc.bfd;
             if (b.local == 0 || b.remote == 0 || b.local == b.remote)
-                return failure(change_error::invalid,
-                               tunnel_label(tc.name) + ": bfd: local and remote must be two "
-                                                       "different nonzero addresses");
+                return failure(change_error::invalid, tunnel_label(tc.name) +
+                                                          ": bfd: local and remote must be two "
+                                                          "different nonzero addresses");
             if (b.desired_min_tx_us < 50'000 || b.desired_min_tx_us > 60'000'000 ||
                 b.required_min_rx_us < 50'000 || b.required_min_rx_us > 60'000'000 ||
                 b.detect_mult == 0)
-                return failure(change_error::invalid,
-                               tunnel_label(tc.name) + ": bfd: intervals must be 50 ms..60 s "
-                                                       "and the multiplier 1..255");
+                return failure(change_error::invalid, tunnel_label(tc.name) +
+                                                          ": bfd: intervals must be 50 ms..60 s "
+                                                          "and the multiplier 1..255");
         }
         const port_runtime& wan = ports[pi];
         auto tr = std::make_shared<tunnel_runtime>();
@@ -671,9 +671,9 @@ std::variant<table_writer::prepared, change_failure> table_writer::prepare(const
                 in_use = key;
         });
         if (in_use)
-            return failure(change_error::conflict,
-                           "group '" + it->first + "': in use by route " + prefix_text(*in_use) +
-                               "; delete or repoint it first");
+            return failure(change_error::conflict, "group '" + it->first + "': in use by route " +
+                                                       prefix_text(*in_use) +
+                                                       "; delete or repoint it first");
         pending_.freed_group_ids.push_back(it->second);
         it = groups_.by_name.erase(it);
     }
@@ -909,10 +909,10 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         std::optional<change_failure> conflict;
         static_routes_.for_each([&](uint64_t key, const route_entry& e) {
             if (!conflict && e.via == route_via::lan_gateway && lan_port_for(ports, e.gateway) < 0)
-                conflict = fail(change_error::conflict,
-                                "route " + prefix_text(key) + ": gateway " +
-                                    fwd::format_ipv4(e.gateway) +
-                                    " would no longer be on a LAN port's connected subnet");
+                conflict =
+                    fail(change_error::conflict,
+                         "route " + prefix_text(key) + ": gateway " + fwd::format_ipv4(e.gateway) +
+                             " would no longer be on a LAN port's connected subnet");
         });
         learned_.for_each([&](uint64_t key, const learned_entry& e) {
             for (ipv4_addr g : e.route.gateways)

@@ -310,10 +310,10 @@ void fib4::rollback() {
 status fib4::install(copy& c, const route4& r) {
     if (write_route(c, r.prefix, r.len, r.next_hop_id) == 0)
         return ok();
-    return error{errc::table_full, "fib '" + name_ + "': route " + format_prefix(r.prefix, r.len) +
-                                       ": table full (no free tbl8 group: " +
-                                       std::to_string(tbl8_groups_) +
-                                       " /24s may hold longer prefixes)"};
+    return error{errc::table_full,
+                 "fib '" + name_ + "': route " + format_prefix(r.prefix, r.len) +
+                     ": table full (no free tbl8 group: " + std::to_string(tbl8_groups_) +
+                     " /24s may hold longer prefixes)"};
 }
 
 status fib4::add(uint32_t prefix, uint8_t len, route_origin origin, uint32_t next_hop_id,
@@ -374,9 +374,9 @@ status fib4::remove(uint32_t prefix, uint8_t len, route_origin origin) {
                      "fib '" + name_ + "': changed after publish() without sync()"};
     const uint64_t key = key_of(prefix, len);
     route4_candidates* list = table_.find(key);
-    auto same = list == nullptr ? nullptr : std::find_if(list->begin(), list->end(), [&](const route4& c) {
-        return c.origin == origin;
-    });
+    auto same = list == nullptr ? nullptr
+                                : std::find_if(list->begin(), list->end(),
+                                               [&](const route4& c) { return c.origin == origin; });
     if (list == nullptr || same == list->end())
         return error{errc::not_found, "route " + format_prefix(prefix, len) + " (" +
                                           to_string(origin) + "): not found"};

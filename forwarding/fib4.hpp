@@ -55,7 +55,7 @@ constexpr uint8_t default_distance(route_origin o) noexcept {
 const char* to_string(route_origin o) noexcept;
 
 struct fib4_config {
-    std::string name = "fib4";      // for messages
+    std::string name = "fib4"; // for messages
     // Distinct prefixes installed (1,048,576). The prefix table is reserved for them at
     // create (48 bytes a slot, at most 3/4 full: about 100 MB at 1M).
     uint32_t max_routes = 1u << 20;

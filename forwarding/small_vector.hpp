@@ -131,8 +131,8 @@ template <typename T, size_t N> class small_vector {
 
     uint32_t size_ = 0;
     uint32_t cap_ = N;
-    alignas(T) alignas(T*) unsigned char buf_[sizeof(T) * N > sizeof(T*) ? sizeof(T) * N
-                                                                           : sizeof(T*)];
+    alignas(T) alignas(
+        T*) unsigned char buf_[sizeof(T) * N > sizeof(T*) ? sizeof(T) * N : sizeof(T*)];
 };
 
 } // namespace sagd::fwd

@@ -158,7 +158,7 @@ template <typename V> class u64_map {
     static slot* allocate(size_t n) {
         void* p = nullptr;
         if (n * sizeof(slot) < huge) {
-            p = ::operator new(n * sizeof(slot), std::align_val_t{alignof(slot)});
+            p = ::operator new (n * sizeof(slot), std::align_val_t{alignof(slot)});
         } else {
             p = ::mmap(nullptr, mapped_bytes(n), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -177,7 +177,7 @@ template <typename V> class u64_map {
         for (size_t i = 0; i < n; ++i)
             s[i].~slot();
         if (n * sizeof(slot) < huge)
-            ::operator delete(s, std::align_val_t{alignof(slot)});
+            ::operator delete (s, std::align_val_t{alignof(slot)});
         else
             (void)::munmap(s, mapped_bytes(n));
     }

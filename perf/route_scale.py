@@ -490,6 +490,13 @@ def per_route(m0, m1, n):
             ("rss_plus_hugetlb", "VmRSS", "RssAnon", "HugetlbPages", "dpdk_heap_alloc") if k in m0}
 
 
+def sender_sched():
+    """(CPU ns, run-queue wait ns) of this process's main thread (/proc/self/schedstat)."""
+    with open("/proc/self/schedstat") as f:
+        run, wait, _ = f.read().split()
+    return int(run), int(wait)
+
+
 def fpm_phase(a, s, prefixes, base_ipv4, results):
     n = len(prefixes)
     last = ptext(prefixes[-1])
@@ -520,10 +527,12 @@ def fpm_phase(a, s, prefixes, base_ipv4, results):
         prof = Profiler(a, s.pid, f"fpm-{op}")
         view = memoryview(stream)
         c0 = s.cpu()
+        snd0 = sender_sched()
         t0 = time.monotonic()
         for i in range(0, len(stream), 1 << 20):
             fpm.sendall(view[i:i + (1 << 20)])
         t_sent = time.monotonic()
+        snd1 = sender_sched()
         t1 = wait_until(done, 600)
         dt = t1 - t0
         c1 = s.cpu()
@@ -541,7 +550,11 @@ def fpm_phase(a, s, prefixes, base_ipv4, results):
                "status_ipv4": got, "expected_ipv4": want_ipv4, "learned": learned,
                "fpm_status": {k: f[k] for k in ("installed", "adds", "deletes", "decode_errors",
                                                 "framing_errors", "install_failures", "unresolved")},
-               "stream_build_s": round(build_s, 2), "ok": ok}
+               "stream_build_s": round(build_s, 2),
+               # This script as zebra: its CPU while sending, and its wait for a CPU (on two
+               # cores it shares one with sagd's control thread or its busy-polling worker).
+               "sender_cpu_s": round((snd1[0] - snd0[0]) / 1e9, 3),
+               "sender_runqueue_wait_s": round((snd1[1] - snd0[1]) / 1e9, 3), "ok": ok}
         if ptxt:
             rec["profile"] = ptxt
         if mem0 is not None:
@@ -550,7 +563,8 @@ def fpm_phase(a, s, prefixes, base_ipv4, results):
             rec["memory_per_route"] = per_route(mem0, mem1, n)
         results.append(rec)
         h.log(f"  fpm {op:6}: {n} routes in {dt:7.3f} s = {n / dt:>10,.0f} routes/s (sent in "
-              f"{t_sent - t0:.3f} s, control thread CPU {c1[0] - c0[0]:.2f} s, runqueue wait {c1[3] - c0[3]:.2f} s)  status ipv4 {got} learned {learned} {'OK' if ok else 'MISMATCH'}")
+              f"{t_sent - t0:.3f} s, control thread CPU {c1[0] - c0[0]:.2f} s, runqueue wait {c1[3] - c0[3]:.2f} s; "
+              f"sender CPU {rec['sender_cpu_s']:.2f} s, waiting {rec['sender_runqueue_wait_s']:.2f} s)  status ipv4 {got} learned {learned} {'OK' if ok else 'MISMATCH'}")
         if not ok:
             raise RuntimeError(f"fpm {op}: status {json.dumps(stt)[:800]}")
     fpm.close()

@@ -421,7 +421,7 @@ TEST(fib4_double_buffered, random_batches_match_reference) {
     reference_lpm committed;
     const uint32_t base = ip(10, 20, 0, 0);
     auto random_prefix = [&]() -> std::pair<uint32_t, uint8_t> {
-        auto len = static_cast<uint8_t>(12 + rng() % 21); // /12 .. /32
+        auto len = static_cast<uint8_t>(12 + rng() % 21);             // /12 .. /32
         uint32_t a = base | (static_cast<uint32_t>(rng()) & 0x3fffu); // 10.20.0.0/18
         return {a & mask_of(len), len};
     };
@@ -437,8 +437,7 @@ TEST(fib4_double_buffered, random_batches_match_reference) {
             if (got[i] != committed.lookup(addrs[i])) {
                 ++bad;
                 ADD_FAILURE() << which << " copy, batch " << batch << ", " << format_ipv4(addrs[i])
-                              << ": fib " << got[i] << ", reference "
-                              << committed.lookup(addrs[i]);
+                              << ": fib " << got[i] << ", reference " << committed.lookup(addrs[i]);
             }
         return bad == 0;
     };
@@ -491,14 +490,14 @@ TEST(fib4_double_buffered, random_batches_match_reference) {
     EXPECT_EQ(f->prefix_count(), 0u);
     for (int round = 0; round < 2; ++round) {
         for (uint32_t i = 0; i < c.tbl8_groups; ++i)
-            ASSERT_TRUE(f->add(ip(10, 30, static_cast<uint8_t>(i), 128), 25, route_origin::learned,
-                               1 + i))
+            ASSERT_TRUE(
+                f->add(ip(10, 30, static_cast<uint8_t>(i), 128), 25, route_origin::learned, 1 + i))
                 << "group " << i << " of " << c.tbl8_groups << ", round " << round;
         EXPECT_EQ(probe(f->publish(), {ip(10, 30, 5, 200)}), std::vector<uint64_t>{6});
         f->sync();
         for (uint32_t i = 0; i < c.tbl8_groups; ++i)
-            ASSERT_TRUE(f->remove(ip(10, 30, static_cast<uint8_t>(i), 128), 25,
-                                  route_origin::learned));
+            ASSERT_TRUE(
+                f->remove(ip(10, 30, static_cast<uint8_t>(i), 128), 25, route_origin::learned));
         EXPECT_EQ(probe(f->publish(), {ip(10, 30, 5, 200)}), std::vector<uint64_t>{fib4::no_route});
         f->sync();
     }
