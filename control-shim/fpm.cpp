@@ -549,7 +549,8 @@ void learned_routes::add(learned_route& slot, bool fresh, ip_family family,
         ++by_family_[static_cast<size_t>(family)];
     else if (slot.stale)
         --stale_;
-    slot = learned_route{std::move(update), false};
+    slot.route = std::move(update);
+    slot.stale = false;
     ++counters_.adds;
     ++generation_;
 }
