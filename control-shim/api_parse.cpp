@@ -267,6 +267,12 @@ std::optional<std::string> parse_route_batch(std::string_view text, dp::change_s
     size_t line_no = 0;
     std::vector<std::pair<uint64_t, size_t>> seen; // (prefix key, line): duplicates found below
     std::vector<std::pair<fwd::prefix6_key, size_t>> seen6;
+    // At most one route per line: reserve once (untouched capacity costs no memory) rather
+    // than grow by doubling through a million-line batch.
+    const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+    seen.reserve(lines);
+    out.put_routes.reserve(out.put_routes.size() + lines);
+    out.delete_routes.reserve(out.delete_routes.size() + lines);
     while (!text.empty()) {
         ++line_no;
         size_t nl = text.find('\n');

@@ -463,6 +463,9 @@ bool http_request_parser::on_head_end() {
     body_len_ = static_cast<size_t>(length);
     body_start_ = scan_;
     state_ = state::body;
+    // The whole body in one allocation (bounded by max_body above), not by doubling: a bulk
+    // route batch is tens of MB.
+    buf_.reserve(body_start_ + body_len_);
     // RFC 9110 10.1.1: no need for 100 (Continue) once some of the body is here.
     continue_ = expect_continue_ && body_len_ > 0 && buf_.size() == body_start_;
     return true;
