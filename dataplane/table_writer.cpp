@@ -104,7 +104,9 @@ result<std::unique_ptr<table_writer>> table_writer::create(const config& cfg,
 
     fwd::fib4_config fc;
     fc.max_routes = std::max<uint32_t>(limits.ipv4_routes, 1024);
-    fc.tbl8_groups = std::clamp<uint32_t>(fc.max_routes / 8, 1024, 1u << 16);
+    // One prefix in eight may be longer than /24 in a /24 of its own (1 KiB per group and copy):
+    // on-premises tables carry many /25../30 LAN subnets.
+    fc.tbl8_groups = std::clamp<uint32_t>(fc.max_routes / 8, 1024, 1u << 21);
     fc.double_buffered = true;
     auto fib = fwd::fib4::create(fc);
     if (!fib)

@@ -219,6 +219,10 @@ def sagd_yaml(path, lan_dev, wan_dev, tunnels, workers, replay_window, routes_fi
     L.append("routes:")
     if routes_file:
         with open(routes_file) as f:
+            n_routes = sum(1 for _ in f)
+        # The FIB is sized by limits.ipv4_routes (default 65536): room for the table.
+        L.insert(1, f"limits: {{ ipv4_routes: {max(65536, n_routes + 1024)} }}")
+        with open(routes_file) as f:
             for line in f:
                 a, ln, kind, idx = line.split()
                 if kind == "t":
