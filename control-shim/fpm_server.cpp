@@ -121,6 +121,9 @@ void fpm_server::close_session(const char* why) {
     ::close(conn_fd_);
     conn_fd_ = -1;
     framer_.reset();
+    // What this session sent before it ended is applied first, then marked stale with the rest.
+    store_.apply(decoded_);
+    decoded_.clear();
     store_.session_lost();
     stale_since_ms_ = now_ms_;
 }

@@ -121,16 +121,6 @@ fib4::~fib4() {
     }
 }
 
-size_t fib4::memory_bytes() const noexcept {
-    size_t b = table_.memory_bytes() + undo_.capacity() * sizeof(undo_[0]) +
-               to_sync_.capacity() * sizeof(uint64_t);
-    for (const auto& c : copies_)
-        if (c.table.tbl24 != nullptr)
-            b += tbl24_entries * sizeof(uint32_t) + size_t{tbl8_groups_} * 256 * sizeof(uint32_t) +
-                 c.free_groups.capacity() * sizeof(uint32_t);
-    return b;
-}
-
 uint32_t fib4::covering_entry(uint32_t prefix, uint8_t len) const noexcept {
     for (int l = len - 1; l >= 0; --l) {
         const auto ll = static_cast<uint8_t>(l);

@@ -182,8 +182,6 @@ class fib4 {
         for (uint64_t key : keys)
             f(table_.find(key)->front());
     }
-    // Bytes of heap and table memory held (both copies).
-    size_t memory_bytes() const noexcept;
 
     // Double-buffered mode (no-ops otherwise, where changes are visible at once).
     // Makes the changes since the last publish() visible: returns the table readers must now

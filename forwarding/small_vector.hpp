@@ -69,9 +69,10 @@ template <typename T, size_t N> class small_vector {
     const T& back() const noexcept { return data()[size_ - 1]; }
 
     void push_back(const T& v) {
+        const T copy = v; // `v` may be one of ours, and grow() moves them
         if (size_ == cap_)
             grow(cap_ * 2);
-        data()[size_++] = v;
+        data()[size_++] = copy;
     }
     void clear() noexcept { size_ = 0; }
     std::vector<T> to_vector() const { return std::vector<T>(begin(), end()); }

@@ -136,8 +136,6 @@ template <typename V> class u64_map {
             if (slots_[i].key != empty_key)
                 f(slots_[i].key, slots_[i].value);
     }
-    // Bytes held (for memory-per-entry figures).
-    size_t memory_bytes() const noexcept { return cap_ * sizeof(slot); }
 
   private:
     struct slot {

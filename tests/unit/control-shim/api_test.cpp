@@ -375,11 +375,13 @@ TEST_F(ApiTest, TunnelHealthAndBfdAreShownAndBfdTakesTheTunnelOutOfService) {
                            R"( "transmit_interval_ms": 100, "receive_interval_ms": 100})");
     auto r = call("POST", "/v1/tunnels", t);
     ASSERT_EQ(r.status, 201) << r.body;
-    ASSERT_EQ(call("POST", "/v1/groups",
-                   R"({"name": "ccn", "hold_down_ms": 1500, "members": [{"tunnel": "edge-2", "priority": 200},)"
-                   R"( {"tunnel": "edge-1", "priority": 100}]})")
-                  .status,
-              201);
+    ASSERT_EQ(
+        call(
+            "POST", "/v1/groups",
+            R"({"name": "ccn", "hold_down_ms": 1500, "members": [{"tunnel": "edge-2", "priority": 200},)"
+            R"( {"tunnel": "edge-1", "priority": 100}]})")
+            .status,
+        201);
     auto h = call("GET", "/v1/tunnels/edge-2/health");
     ASSERT_EQ(h.status, 200);
     EXPECT_NE(h.body.find(R"("state":"down","down_reasons":["bfd"])"), std::string::npos) << h.body;
@@ -392,7 +394,8 @@ TEST_F(ApiTest, TunnelHealthAndBfdAreShownAndBfdTakesTheTunnelOutOfService) {
     EXPECT_EQ(one.body.find(R"("bfd")"), std::string::npos) << one.body; // none configured
     // The master has no BFD session up: the backup carries the traffic.
     auto g = call("GET", "/v1/groups/ccn");
-    EXPECT_NE(g.body.find(R"("active":["edge-1"],"hold_down_ms":1500)"), std::string::npos) << g.body;
+    EXPECT_NE(g.body.find(R"("active":["edge-1"],"hold_down_ms":1500)"), std::string::npos)
+        << g.body;
     EXPECT_NE(g.body.find(R"({"tunnel":"edge-2","priority":200,"weight":1,"state":"down"})"),
               std::string::npos)
         << g.body;
@@ -407,7 +410,8 @@ TEST_F(ApiTest, TunnelHealthAndBfdAreShownAndBfdTakesTheTunnelOutOfService) {
     bad.pop_back();
     auto b = call("POST", "/v1/tunnels", bad);
     EXPECT_EQ(b.status, 400) << b.body;
-    EXPECT_NE(b.body.find("bfd.remote 169.254.1.1 is the local address"), std::string::npos) << b.body;
+    EXPECT_NE(b.body.find("bfd.remote 169.254.1.1 is the local address"), std::string::npos)
+        << b.body;
     EXPECT_EQ(call("GET", "/v1/tunnels/edge-3").status, 404);
 }
 
@@ -428,7 +432,6 @@ TEST(RouteBatch, ParsesAndRefusesLineByLine) {
     }
 }
 
-
 // ---- The FPM server on the same gateway: zebra's stream over a real TCP connection.
 
 // One FPM message (v1, netlink) holding one IPv4 RTM_NEWROUTE/RTM_DELROUTE for table 254.
@@ -443,13 +446,13 @@ std::string fpm_route(bool add, uint32_t dst, uint8_t len, uint32_t gateway) {
         put32(nl, v);
     };
     // nlmsghdr (16) + rtmsg (12)
-    put32(nl, 0); // length, patched below
-    put16(nl, add ? 24 : 25); // RTM_NEWROUTE / RTM_DELROUTE
+    put32(nl, 0);                   // length, patched below
+    put16(nl, add ? 24 : 25);       // RTM_NEWROUTE / RTM_DELROUTE
     put16(nl, 0x1 | 0x400 | 0x100); // NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE
     put32(nl, 0);
     put32(nl, 0);
-    const uint8_t rtm[12] = {2 /*AF_INET*/, len, 0, 0, 254, 186 /*bgp*/, 0, 1 /*unicast*/,
-                             0, 0, 0, 0};
+    const uint8_t rtm[12] = {2 /*AF_INET*/, len, 0, 0, 254, 186 /*bgp*/, 0,
+                             1 /*unicast*/, 0,   0, 0, 0};
     nl.append(reinterpret_cast<const char*>(rtm), sizeof rtm);
     attr(1 /*RTA_DST*/, dst, true);
     attr(6 /*RTA_PRIORITY*/, 20, false);
@@ -583,6 +586,23 @@ TEST_F(FpmServerTest, KeepsRoutesForTheGraceTimeAndSweepsWhatZebraDidNotResend) 
     EXPECT_EQ(fpm_->counters().swept, 1u);
 }
 
+TEST_F(FpmServerTest, RoutesReadBeforeABadStreamAreKeptOnlyForTheGraceTime) {
+    // Good messages and then a bad FPM header in the same read: the session is dropped; what
+    // came before the bad bytes is learned, but as stale as everything else, so a zebra that
+    // does not come back within the grace time takes it away.
+    send(fpm_route(true, 0x0b000000, 24, lan_router) + std::string("\x07\x01\x00\x08", 4));
+    poll_until([&] { return !fpm_->connected(); });
+    ASSERT_FALSE(fpm_->connected());
+    EXPECT_EQ(fpm_->counters().framing_errors, 1u);
+    poll_until([&] { return fpm_->installed_count() == 1; });
+    EXPECT_NE(learned(0x0b000000, 24), nullptr); // forwarding during the grace time
+    now_ += 1000;
+    fpm_->poll(now_);
+    fpm_->poll(now_);
+    EXPECT_EQ(learned(0x0b000000, 24), nullptr);
+    EXPECT_EQ(fpm_->counters().swept, 1u);
+}
+
 // The same message for IPv6 (AF_INET6, 16-byte RTA_DST / RTA_GATEWAY).
 std::string fpm_route6(bool add, const char* dst, uint8_t len, const char* gateway) {
     std::string nl;
@@ -641,12 +661,15 @@ TEST_F(FpmServerTest, InstallsIpv6RoutesWithTheIpv4Rules) {
     EXPECT_NE(r.body.find("\"gateway\":\"fe80::fe\""), std::string::npos) << r.body;
     EXPECT_NE(r.body.find("\"distance\":20"), std::string::npos) << r.body;
     // A static route of the same prefix wins (distance 1 < 20); the learned one stays listed.
-    ASSERT_EQ(call("POST", "/v1/routes", "add fd50:1::/64 tunnel edge-1\n", "text/plain").status, 200);
+    ASSERT_EQ(call("POST", "/v1/routes", "add fd50:1::/64 tunnel edge-1\n", "text/plain").status,
+              200);
     auto both = call("GET", "/v1/routes?prefix=fd50:1::/64&match=exact");
     EXPECT_NE(both.body.find("\"origin\":\"static\",\"distance\":1,\"installed\":true"),
-              std::string::npos) << both.body;
+              std::string::npos)
+        << both.body;
     EXPECT_NE(both.body.find("\"origin\":\"learned\",\"distance\":20,\"installed\":false"),
-              std::string::npos) << both.body;
+              std::string::npos)
+        << both.body;
     // Withdrawal.
     send(fpm_route6(false, "fd50:2::", 64, nullptr));
     poll_until([&] { return learned6("fd50:2::", 64) == nullptr; });
@@ -673,12 +696,14 @@ TEST_F(ApiTest, Ipv6RoutesAreAddedListedAndDeletedLikeIpv4) {
     // JSON object and list forms; the IPv6 prefix of the file format.
     auto j = call("POST", "/v1/routes", R"({"prefix": "2001:db8:4::/48", "tunnel": "edge-1"})");
     ASSERT_EQ(j.status, 200) << j.body;
-    auto host_bits = call("POST", "/v1/routes", R"({"prefix": "2001:db8:4::1/48", "tunnel": "edge-1"})");
+    auto host_bits =
+        call("POST", "/v1/routes", R"({"prefix": "2001:db8:4::1/48", "tunnel": "edge-1"})");
     EXPECT_EQ(host_bits.status, 400);
     EXPECT_NE(host_bits.body.find("host bits set"), std::string::npos) << host_bits.body;
     auto longer = call("GET", "/v1/routes?prefix=2001:db8::/32&match=longer");
     ASSERT_EQ(longer.status, 200);
-    EXPECT_NE(longer.body.find("\"total\":5"), std::string::npos) << longer.body; // 1::/64, 1::1/128 too
+    EXPECT_NE(longer.body.find("\"total\":5"), std::string::npos)
+        << longer.body; // 1::/64, 1::1/128 too
     EXPECT_NE(longer.body.find("\"prefix\":\"2001:db8:3::/48\""), std::string::npos);
     EXPECT_NE(longer.body.find("\"gateway\":\"2001:db8:1::fe\""), std::string::npos);
     auto best = call("GET", "/v1/routes?prefix=2001:db8:4:5::1/128&match=best");
