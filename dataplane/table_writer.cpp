@@ -218,14 +218,6 @@ route_config table_writer::config_of(uint64_t key, const route_entry& e) const {
     return r;
 }
 
-std::vector<uint64_t> table_writer::sorted_static_keys() const {
-    std::vector<uint64_t> keys;
-    keys.reserve(static_routes_.size());
-    static_routes_.for_each([&](uint64_t key, const route_entry&) { keys.push_back(key); });
-    std::sort(keys.begin(), keys.end());
-    return keys;
-}
-
 config table_writer::running() const {
     config c = running_;
     c.routes.reserve(static_routes_.size());

@@ -70,8 +70,9 @@ class table_writer {
     config running() const;
     // f(const route_config&) for every static route, in address order.
     template <typename F> void for_each_static(F&& f) const {
-        for (uint64_t key : sorted_static_keys())
-            f(config_of(key, *static_routes_.find(key)));
+        static_routes_.for_each_sorted(
+            [](uint64_t, const route_entry&) { return true; },
+            [&](uint64_t key, const route_entry& e) { f(config_of(key, e)); });
     }
     template <typename F> void for_each_static6(F&& f) const {
         for (const auto& [key, e] : static_routes6_)
@@ -151,7 +152,6 @@ class table_writer {
     };
     route_entry entry_of(const route_config& r, uint32_t next_hop_id);
     route_config config_of(uint64_t key, const route_entry& e) const;
-    std::vector<uint64_t> sorted_static_keys() const;
     // Keys are prefix << 8 | len.
     fwd::u64_map<route_entry> static_routes_;
     std::vector<std::string> names_{""};                   // tunnel and group names, interned

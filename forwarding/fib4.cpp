@@ -62,6 +62,30 @@ void store(uint32_t* p, uint32_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+// Sets entries [first, last) of a tbl8 group that `owned` picks to `value`.
+template <typename Owned>
+void fill_group(uint32_t* g, unsigned first, unsigned last, Owned owned, uint32_t value) {
+    for (unsigned j = first; j < last; ++j)
+        if (owned(g[j]))
+            store(&g[j], value);
+}
+
+// The same over the tbl24 range of a /24-or-shorter prefix, and the whole group of each split
+// /24 in it.
+template <typename Owned>
+void fill_range(uint32_t* tbl24, uint32_t* tbl8, uint32_t prefix, uint8_t len, Owned owned,
+                uint32_t value) {
+    const size_t first = prefix >> 8;
+    const size_t last = first + (size_t{1} << (24 - len));
+    for (size_t i = first; i < last; ++i) {
+        const uint32_t old = tbl24[i];
+        if (is_ext(old))
+            fill_group(&tbl8[size_t{value_of(old)} << 8], 0, 256, owned, value);
+        else if (owned(old))
+            store(&tbl24[i], value);
+    }
+}
+
 status check_prefix(uint32_t prefix, uint8_t len) {
     if (len > 32)
         return error{errc::invalid_argument, "route " + format_ipv4(prefix) + "/" +
@@ -136,23 +160,11 @@ int fib4::write_route(copy& c, uint32_t prefix, uint8_t len, uint32_t next_hop_i
     const uint32_t e = entry_of(next_hop_id, len);
     uint32_t* tbl24 = c.table.tbl24;
     uint32_t* tbl8 = c.table.tbl8;
+    // Every entry of the range that a shorter (or this) prefix wrote; entries of longer
+    // prefixes stay.
+    auto owned = [len](uint32_t x) { return depth_of(x) <= len; };
     if (len <= 24) {
-        // Every entry of the range that a shorter (or this) prefix wrote; in split /24s, the
-        // group's entries likewise. Entries of longer prefixes stay.
-        const size_t first = prefix >> 8;
-        const size_t last = first + (size_t{1} << (24 - len));
-        for (size_t i = first; i < last; ++i) {
-            const uint32_t old = tbl24[i];
-            if (!is_ext(old)) {
-                if (depth_of(old) <= len)
-                    store(&tbl24[i], e);
-                continue;
-            }
-            uint32_t* g = &tbl8[size_t{value_of(old)} << 8];
-            for (unsigned j = 0; j < 256; ++j)
-                if (depth_of(g[j]) <= len)
-                    store(&g[j], e);
-        }
+        fill_range(tbl24, tbl8, prefix, len, owned, e);
         return 0;
     }
     const size_t i = prefix >> 8;
@@ -172,11 +184,7 @@ int fib4::write_route(copy& c, uint32_t prefix, uint8_t len, uint32_t next_hop_i
         old = (gi << fib4_table::value_shift) | 1u;
         fresh = true;
     }
-    const unsigned first = prefix & 0xffu;
-    const unsigned last = first + (1u << (32 - len));
-    for (unsigned j = first; j < last; ++j)
-        if (depth_of(g[j]) <= len)
-            store(&g[j], e);
+    fill_group(g, prefix & 0xffu, (prefix & 0xffu) + (1u << (32 - len)), owned, e);
     if (fresh) // the group is complete before a reader can reach it
         __atomic_store_n(&tbl24[i], old, __ATOMIC_RELEASE);
     return 0;
@@ -188,21 +196,9 @@ void fib4::erase_route(copy& c, uint32_t prefix, uint8_t len) {
     const uint32_t back = covering_entry(prefix, len);
     uint32_t* tbl24 = c.table.tbl24;
     uint32_t* tbl8 = c.table.tbl8;
+    auto owned = [len](uint32_t x) { return depth_of(x) == len; };
     if (len <= 24) {
-        const size_t first = prefix >> 8;
-        const size_t last = first + (size_t{1} << (24 - len));
-        for (size_t i = first; i < last; ++i) {
-            const uint32_t old = tbl24[i];
-            if (!is_ext(old)) {
-                if (depth_of(old) == len)
-                    store(&tbl24[i], back);
-                continue;
-            }
-            uint32_t* g = &tbl8[size_t{value_of(old)} << 8];
-            for (unsigned j = 0; j < 256; ++j)
-                if (depth_of(g[j]) == len)
-                    store(&g[j], back);
-        }
+        fill_range(tbl24, tbl8, prefix, len, owned, back);
         return;
     }
     const size_t i = prefix >> 8;
@@ -211,11 +207,7 @@ void fib4::erase_route(copy& c, uint32_t prefix, uint8_t len) {
         return; // not in this copy
     const uint32_t gi = value_of(old);
     uint32_t* g = &tbl8[size_t{gi} << 8];
-    const unsigned first = prefix & 0xffu;
-    const unsigned last = first + (1u << (32 - len));
-    for (unsigned j = first; j < last; ++j)
-        if (depth_of(g[j]) == len)
-            store(&g[j], back);
+    fill_group(g, prefix & 0xffu, (prefix & 0xffu) + (1u << (32 - len)), owned, back);
     // The group goes when no prefix longer than /24 is left in it: all 256 entries then hold
     // the /24's covering route. (So a copy holds a group exactly for each /24 with a longer
     // prefix, and a rollback never needs more groups than the copy had.)

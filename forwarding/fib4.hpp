@@ -173,14 +173,11 @@ class fib4 {
     template <typename F>
     void for_each_installed_within(uint32_t prefix, uint8_t len, F&& f) const {
         const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-        std::vector<uint64_t> keys;
-        table_.for_each([&](uint64_t key, const route4_candidates& c) {
-            if (c.front().len >= len && (c.front().prefix & mask) == prefix)
-                keys.push_back(key);
-        });
-        std::sort(keys.begin(), keys.end());
-        for (uint64_t key : keys)
-            f(table_.find(key)->front());
+        table_.for_each_sorted(
+            [&](uint64_t, const route4_candidates& c) {
+                return c.front().len >= len && (c.front().prefix & mask) == prefix;
+            },
+            [&](uint64_t, const route4_candidates& c) { f(c.front()); });
     }
 
     // Double-buffered mode (no-ops otherwise, where changes are visible at once).

@@ -15,10 +15,12 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <new>
 #include <utility>
+#include <vector>
 
 namespace sagd::fwd {
 
@@ -130,6 +132,19 @@ template <typename V> class u64_map {
         for (size_t i = 0; i < cap_; ++i)
             if (slots_[i].key != empty_key)
                 f(slots_[i].key, slots_[i].value);
+    }
+    // f(key, value) in key order for the entries where keep(key, value) holds: one pass to
+    // collect, a sort, no second lookup. For listings (O(n log n)); must not change the map.
+    template <typename Keep, typename F> void for_each_sorted(Keep&& keep, F&& f) const {
+        std::vector<std::pair<uint64_t, const V*>> picked;
+        for_each([&](uint64_t k, const V& v) {
+            if (keep(k, v))
+                picked.emplace_back(k, &v);
+        });
+        std::sort(picked.begin(), picked.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (const auto& [k, v] : picked)
+            f(k, *v);
     }
     template <typename F> void for_each(F&& f) {
         for (size_t i = 0; i < cap_; ++i)
