@@ -21,7 +21,7 @@ namespace sagd::dp {
     X(bad_ipv6, "IPv6 header failed checks (version, payload length vs frame, jumbogram)")         \
     X(ipv6_multicast, "IPv6 multicast other than Neighbor Discovery, or a link-local destination") \
     X(ipv6_bad_source, "IPv6 source is multicast, unspecified or loopback")                        \
-    X(hop_limit_exceeded, "IPv6 hop limit expired in transit (ICMPv6 time exceeded when allowed)")  \
+    X(hop_limit_exceeded, "IPv6 hop limit expired in transit (ICMPv6 time exceeded when allowed)") \
     X(bad_ipv4, "IPv4 header failed RFC 1812 checks (length, version, checksum)")                  \
     X(ip_options, "IPv4 packet to the gateway with options")                                       \
     X(fragment_to_us, "IPv4 fragment addressed to the gateway")                                    \
@@ -47,12 +47,12 @@ namespace sagd::dp {
     X(esp_seq_exhausted, "outbound SA sequence number exhausted: SA stopped, rekey needed")        \
     X(esp_encap_error, "ESP encapsulation failed (no room in the buffer, multi-segment)")          \
     X(crypto_error, "crypto engine reported an error")                                             \
-    X(bfd_received, "BFD control packet taken by its tunnel's session (consumed, not lost)")      \
-    X(bfd_malformed, "BFD control packet failing RFC 5880 6.8.6 checks, or a bad UDP header")     \
+    X(bfd_received, "BFD control packet taken by its tunnel's session (consumed, not lost)")       \
+    X(bfd_malformed, "BFD control packet failing RFC 5880 6.8.6 checks, or a bad UDP header")      \
     X(bfd_bad_ttl, "BFD control packet with TTL other than 255 (RFC 5881 5)")                      \
-    X(bfd_bad_discriminator, "BFD Your Discriminator matching no session (RFC 5880 6.8.6)")       \
+    X(bfd_bad_discriminator, "BFD Your Discriminator matching no session (RFC 5880 6.8.6)")        \
     X(bfd_no_session, "BFD to the gateway from a source or tunnel with no BFD session")            \
-    X(probe_received, "health-check echo reply taken by its tunnel's check (consumed, not lost)") \
+    X(probe_received, "health-check echo reply taken by its tunnel's check (consumed, not lost)")  \
     X(punt_ring_full, "slow-path ring full")                                                       \
     X(handoff_ring_full, "hand-off ring to the SA's owner worker full")                            \
     X(tx_full, "transmit queue full")

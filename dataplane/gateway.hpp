@@ -39,12 +39,12 @@ struct slow_path_counters {
     uint64_t dropped = 0; // ARP not for us, malformed ARP, no mbuf
     // IPv6 Neighbor Discovery (RFC 4861).
     uint64_t nd_in = 0;
-    uint64_t nd_invalid = 0;         // failed the RFC 4861 7.1 checks (counted, dropped)
-    uint64_t nd_not_for_us = 0;      // NS for someone else's address
+    uint64_t nd_invalid = 0;    // failed the RFC 4861 7.1 checks (counted, dropped)
+    uint64_t nd_not_for_us = 0; // NS for someone else's address
     uint64_t neighbor_adverts_sent = 0;
     uint64_t neighbor_solicits_sent = 0;
-    uint64_t dad_defended = 0;       // a DAD probe (NS from ::) for one of our addresses
-    uint64_t duplicate_address = 0;  // an NA from someone else claiming one of our addresses
+    uint64_t dad_defended = 0;      // a DAD probe (NS from ::) for one of our addresses
+    uint64_t duplicate_address = 0; // an NA from someone else claiming one of our addresses
 };
 
 // Tx queue locks, used only on ports with fewer tx queues than workers.

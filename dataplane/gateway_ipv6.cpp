@@ -71,8 +71,9 @@ void gateway::handle_nd(rte_mbuf* m, uint8_t port, uint64_t now) {
         return;
     }
     rte_mbuf* out = rte_pktmbuf_alloc(pool_);
-    auto* frame =
-        out == nullptr ? nullptr : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(out, fwd::nd_frame_len));
+    auto* frame = out == nullptr
+                      ? nullptr
+                      : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(out, fwd::nd_frame_len));
     if (frame == nullptr) {
         ++slow_.dropped;
         rte_pktmbuf_free(out);
@@ -114,8 +115,9 @@ void gateway::send_neighbor_solicit(uint8_t port, const ipv6_addr& target,
     if (!p.ipv6)
         return;
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
-    auto* frame =
-        m == nullptr ? nullptr : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, fwd::nd_frame_len));
+    auto* frame = m == nullptr
+                      ? nullptr
+                      : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, fwd::nd_frame_len));
     // The source: the link-local address for link-local targets, else our on-link address.
     const ipv6_addr& src = fwd::ipv6_is_link_local(target) ? p.link_local : p.address6;
     if (frame == nullptr || fwd::build_neighbor_solicit(frame, fwd::nd_frame_len, to_bytes6(p.mac),

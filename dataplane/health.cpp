@@ -67,7 +67,8 @@ bool tunnel_health::set_up(uint8_t reason, health_cause cause, uint64_t now_ns) 
         if ((next & health_reason_mask) == 0) {
             // Up again: a recovery starts its hold-down now; a first up is matured at once.
             // now_ns >> since_shift is at least 1 after the first microsecond of uptime.
-            uint64_t since = (old & been_up) != 0 ? std::max<uint64_t>(now_ns >> since_shift, 1) : 0;
+            uint64_t since =
+                (old & been_up) != 0 ? std::max<uint64_t>(now_ns >> since_shift, 1) : 0;
             next = (next & 0xff) | (since << 8);
         }
     } while (!word_.compare_exchange_weak(old, next, std::memory_order_relaxed));

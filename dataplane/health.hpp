@@ -16,8 +16,8 @@ namespace sagd::dp {
 
 // Why a tunnel is out of service: any bit set = down. Each bit has one writer.
 enum health_reason : uint8_t {
-    health_bfd = 1,  // BFD session not Up (owner worker)
-    health_link = 2, // the tunnel's WAN port has no link (control thread)
+    health_bfd = 1,   // BFD session not Up (owner worker)
+    health_link = 2,  // the tunnel's WAN port has no link (control thread)
     health_check = 4, // the ICMP health check fails (owner worker)
 };
 inline constexpr uint8_t health_reason_mask = 0x7f;
@@ -41,7 +41,7 @@ const char* to_string(health_cause c) noexcept;
 struct bfd_link {
     // Owner worker only.
     std::optional<fwd::bfd_session> session;
-    tunnel_bfd_config cfg;      // what the session was built from
+    tunnel_bfd_config cfg; // what the session was built from
     uint64_t next_wakeup_ns = 0;
     uint16_t src_port = 49152; // RFC 5881 4: 49152..65535, fixed per session
     uint16_t ip_id = 0;

@@ -100,8 +100,7 @@ void health_monitor::poll_links(const tables& t, uint64_t now_ns) {
             link_[i] = up ? 1 : 0;
             changed = true;
             ++totals_.link_changes;
-            std::fprintf(stderr, "sagd: port '%s': link %s\n", p.name.c_str(),
-                         up ? "up" : "down");
+            std::fprintf(stderr, "sagd: port '%s': link %s\n", p.name.c_str(), up ? "up" : "down");
         }
     }
     if (!changed)

@@ -21,7 +21,7 @@ uint32_t group_active_mask(const tables& t, const group_runtime& g, uint64_t now
 
 struct group_status {
     uint32_t active_mask = 0;
-    std::string active; // names of the active members, comma-separated ("" = none up)
+    std::string active;     // names of the active members, comma-separated ("" = none up)
     uint64_t switches = 0;  // changes of the active set (failovers and failbacks)
     uint64_t failovers = 0; // ... of those, away from a member that went down
     uint64_t failbacks = 0; // ... to a recovered member after its hold-down

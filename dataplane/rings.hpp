@@ -17,11 +17,11 @@ enum class punt_reason : uint8_t {
     net_unreachable, // send ICMP destination unreachable (net), then free
     frag_needed,     // send ICMP fragmentation needed with next-hop MTU `mtu`, then free
     // IPv6 (data at the IPv6 header unless said otherwise; `port` is the arrival port index):
-    nd,                // Neighbor Solicitation/Advertisement on `port` (data at Ethernet)
-    resolve6,          // IPv6 packet for `port`: 16 bytes of next-hop address precede the header
-    time_exceeded6,    // send ICMPv6 time exceeded, then free
-    no_route6,         // send ICMPv6 destination unreachable (no route), then free
-    packet_too_big6,   // send ICMPv6 packet too big with MTU `mtu`, then free
+    nd,              // Neighbor Solicitation/Advertisement on `port` (data at Ethernet)
+    resolve6,        // IPv6 packet for `port`: 16 bytes of next-hop address precede the header
+    time_exceeded6,  // send ICMPv6 time exceeded, then free
+    no_route6,       // send ICMPv6 destination unreachable (no route), then free
+    packet_too_big6, // send ICMPv6 packet too big with MTU `mtu`, then free
 };
 
 struct punt_msg {
