@@ -25,27 +25,23 @@ const char* esp_status_name(esp_status s) noexcept {
 
 namespace {
 
-constexpr uint8_t ipproto_esp = 50;
-constexpr uint8_t ipproto_udp = 17;
+constexpr uint8_t ipproto_esp = detail::esp_ipproto_esp;
+constexpr uint8_t ipproto_udp = detail::esp_ipproto_udp;
 constexpr uint8_t next_header_ipv4 = 4;
 constexpr uint8_t next_header_ipv6 = 41;
 constexpr uint8_t next_header_none = 59;
-constexpr uint16_t ipv4_hdr_len = 20;
-constexpr uint16_t udp_hdr_len = 8;
+constexpr uint16_t ipv4_hdr_len = detail::esp_ipv4_hdr_len;
+constexpr uint16_t udp_hdr_len = detail::esp_udp_hdr_len;
 constexpr uint8_t outer_ttl = 64; // also in outbound_sa::ip_csum_base (sa.cpp)
 // Smallest ESP payload: header + IV + ICV + pad length + next header (RFC 4303 2).
 constexpr uint32_t esp_min_len = esp_hdr_len + gcm_iv_len + gcm_icv_len + 2;
 
 // Packet bytes are not aligned: load and store through memcpy.
 inline uint16_t load_be16(const uint8_t* p) noexcept {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return rte_be_to_cpu_16(v);
+    return detail::esp_load_be16(p);
 }
 inline uint32_t load_be32(const uint8_t* p) noexcept {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return rte_be_to_cpu_32(v);
+    return detail::esp_load_be32(p);
 }
 inline void store_be16(uint8_t* p, uint16_t v) noexcept {
     v = rte_cpu_to_be_16(v);
@@ -185,10 +181,13 @@ struct decap_totals {
              bad_next_header = 0, too_short = 0, dummy = 0;
 };
 
-inline esp_status decap_one(inbound_sa& sa, rte_mbuf* m, decap_totals& t) noexcept {
+// `parsed`: the caller's esp_parse_outer result for this packet, or null to parse here.
+inline esp_status decap_one(inbound_sa& sa, rte_mbuf* m, const esp_outer_info* parsed,
+                            decap_totals& t) noexcept {
     if (m->nb_segs != 1) [[unlikely]]
         return esp_status::multi_segment;
-    const esp_outer_info o = esp_parse_outer(m, sa.udp ? sa.udp_port : 0);
+    const esp_outer_info o =
+        parsed != nullptr ? *parsed : esp_parse_outer(m, sa.udp ? sa.udp_port : 0);
     if (o.status != esp_status::ok) [[unlikely]] {
         if (o.status == esp_status::truncated)
             ++t.too_short;
@@ -292,86 +291,6 @@ constexpr size_t prefetch_ahead = 2;
 
 } // namespace
 
-esp_outer_info esp_parse_outer(const rte_mbuf* m, uint16_t nat_t_port) noexcept {
-    esp_outer_info o{esp_status::truncated, false, 0, 0, 0};
-    if (m->nb_segs != 1) [[unlikely]] {
-        o.status = esp_status::multi_segment;
-        return o;
-    }
-    const uint32_t len = m->data_len;
-    const uint8_t* p = rte_pktmbuf_mtod(m, const uint8_t*);
-    if (len < ipv4_hdr_len)
-        return o;
-    const uint32_t ihl = (p[0] & 0x0fu) * 4u;
-    if ((p[0] >> 4) != 4 || ihl < ipv4_hdr_len) {
-        o.status = esp_status::bad_outer_header;
-        return o;
-    }
-    if (ihl > len)
-        return o;
-    const uint32_t total = load_be16(p + 2);
-    if (total < ihl) {
-        o.status = esp_status::bad_outer_header;
-        return o;
-    }
-    if (total > len)
-        return o;
-    // A checksum the NIC or an earlier stage already verified is not summed again.
-    const bool verified =
-        (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
-    if (!verified && rte_raw_cksum(p, ihl) != 0xffff) {
-        o.status = esp_status::bad_outer_header;
-        return o;
-    }
-    if ((load_be16(p + 6) & 0x3fff) != 0) { // MF set or a non-zero fragment offset
-        o.status = esp_status::fragment;
-        return o;
-    }
-    const uint32_t l4_len = total - ihl;
-    const uint8_t* l4 = p + ihl;
-    if (p[9] == ipproto_esp) {
-        if (l4_len < esp_hdr_len)
-            return o;
-        o.spi = load_be32(l4);
-        o.esp_offset = static_cast<uint16_t>(ihl);
-        o.esp_len = static_cast<uint16_t>(l4_len);
-        o.status = o.spi != 0 ? esp_status::ok : esp_status::bad_outer_header;
-        return o;
-    }
-    if (p[9] != ipproto_udp || nat_t_port == 0) {
-        o.status = esp_status::not_esp;
-        return o;
-    }
-    if (l4_len < udp_hdr_len)
-        return o;
-    if (load_be16(l4 + 2) != nat_t_port) {
-        o.status = esp_status::not_esp;
-        return o;
-    }
-    if (load_be16(l4 + 4) != l4_len) { // UDP length must match the IP total length
-        o.status = esp_status::bad_outer_header;
-        return o;
-    }
-    const uint32_t payload_len = l4_len - udp_hdr_len;
-    const uint8_t* payload = l4 + udp_hdr_len;
-    if (payload_len == 1 && payload[0] == 0xff) { // RFC 3948 2.3 NAT keepalive
-        o.status = esp_status::nat_keepalive;
-        return o;
-    }
-    if (payload_len >= 4 && load_be32(payload) == 0) { // RFC 3948 2.2 non-ESP marker
-        o.status = esp_status::ike;
-        return o;
-    }
-    if (payload_len < esp_hdr_len)
-        return o;
-    o.udp = true;
-    o.spi = load_be32(payload);
-    o.esp_offset = static_cast<uint16_t>(ihl + udp_hdr_len);
-    o.esp_len = static_cast<uint16_t>(payload_len);
-    o.status = esp_status::ok;
-    return o;
-}
-
 uint16_t esp_encap_burst(outbound_sa& sa, std::span<rte_mbuf* const> pkts,
                          esp_status* status) noexcept {
     encap_totals t;
@@ -398,17 +317,22 @@ esp_status esp_encap(outbound_sa& sa, rte_mbuf* m) noexcept {
 }
 
 uint16_t esp_decap_burst(inbound_sa& sa, std::span<rte_mbuf* const> pkts,
-                         esp_status* status) noexcept {
+                         const esp_outer_info* outer, esp_status* status) noexcept {
     decap_totals t;
     const size_t n = pkts.size();
     for (size_t i = 0; i < n; ++i) {
         if (i + prefetch_ahead < n)
             rte_prefetch0(rte_pktmbuf_mtod(pkts[i + prefetch_ahead], void*));
-        status[i] = decap_one(sa, pkts[i], t);
+        status[i] = decap_one(sa, pkts[i], outer != nullptr ? &outer[i] : nullptr, t);
     }
     t.errors = n - t.packets;
     flush(sa, t);
     return static_cast<uint16_t>(t.packets);
+}
+
+uint16_t esp_decap_burst(inbound_sa& sa, std::span<rte_mbuf* const> pkts,
+                         esp_status* status) noexcept {
+    return esp_decap_burst(sa, pkts, nullptr, status);
 }
 
 esp_status esp_decap(inbound_sa& sa, rte_mbuf* m) noexcept {

@@ -23,10 +23,10 @@
 #include <rte_ethdev.h>
 #include <rte_fib6.h>
 #include <rte_ip.h>
-#include <rte_random.h>
-#include <rte_udp.h>
 #include <rte_prefetch.h>
+#include <rte_random.h>
 #include <rte_spinlock.h>
+#include <rte_udp.h>
 
 #include "dataplane/gateway.hpp"
 #include "dataplane/rings.hpp"
@@ -129,7 +129,8 @@ class worker_loop {
         forward6(forward6_list_);
     }
     void decap(packet_list& in) noexcept;
-    void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept;
+    void decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, const crypto::esp_outer_info* outer,
+                   unsigned n) noexcept;
     bool bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& ip) noexcept;
     void run_probes() noexcept;
     uint64_t check_poll(const tunnel_runtime& t) noexcept;
@@ -182,7 +183,7 @@ class worker_loop {
     }
 
     gateway& gw_;
-    const tables* t_; // the published tables, loaded once per iteration
+    const tables* t_;     // the published tables, loaded once per iteration
     uint64_t now_ns_ = 0; // the gateway clock, read once per iteration
     worker_context& w_;
     worker_counters& c_;
@@ -327,15 +328,15 @@ void worker_loop::classify6(uint8_t port, rte_mbuf* m, uint8_t* data, uint32_t l
         return drop(m, drop::bad_ipv6);
     m->port = p.port_id;
     // Ethernet pads short frames: the payload length says where the packet ends.
-    rte_pktmbuf_trim(m, static_cast<uint16_t>(len - l3_offset - fwd::ipv6_header_len -
-                                              ip.payload_length));
+    rte_pktmbuf_trim(
+        m, static_cast<uint16_t>(len - l3_offset - fwd::ipv6_header_len - ip.payload_length));
     const bool icmp6 = ip.next_header == fwd::ip_proto_icmpv6 && ip.payload_length >= 4;
     const uint8_t icmp_type = icmp6 ? data[l3_offset + fwd::ipv6_header_len] : 0;
     const bool own = t_->is_own_address6(ip.dst);
     // Neighbor Discovery for us (to our address or a multicast group, which includes our
     // solicited-node groups); the slow path validates it fully (RFC 4861 7.1).
-    if (icmp6 && (icmp_type == fwd::icmp6_neighbor_solicit ||
-                  icmp_type == fwd::icmp6_neighbor_advert)) {
+    if (icmp6 &&
+        (icmp_type == fwd::icmp6_neighbor_solicit || icmp_type == fwd::icmp6_neighbor_advert)) {
         if (own || fwd::ipv6_is_multicast(ip.dst))
             return punt(m, punt_reason::nd, port, 0);
         return drop(m, drop::not_for_us);
@@ -365,17 +366,23 @@ void worker_loop::decap(packet_list& in) noexcept {
     // consecutive packets that share an SA (one SA load, one counter update per run).
     unsigned kept = 0;
     std::array<crypto::inbound_sa*, stage_capacity> sas;
+    std::array<crypto::esp_outer_info, stage_capacity> outer;
+    const crypto::inbound_sa* last = nullptr; // consecutive packets mostly share an SA:
+    bool last_ours = true;                    // its owner is worked out once per run
     for (unsigned i = 0; i < in.n; ++i) {
         rte_mbuf* m = in.pkts[i];
         crypto::inbound_sa* sa = nullptr;
         dp::drop reason{};
-        if (!lookup_inbound(*t_, m, sa, reason)) {
+        if (!lookup_inbound(*t_, m, sa, outer[kept], reason)) {
             drop(m, reason);
             continue;
         }
-        const unsigned owner = sa->user % t_->workers; // a tunnel's owner: its id mod workers
-        if (owner != w_.index) {
-            handoff(m, handoff_stage::decap, 0, sa->user, owner);
+        if (sa != last) {
+            last = sa;
+            last_ours = t_->workers == 1 || sa->user % t_->workers == w_.index;
+        }
+        if (!last_ours) { // a tunnel's owner: its id mod workers
+            handoff(m, handoff_stage::decap, 0, sa->user, sa->user % t_->workers);
             continue;
         }
         in.pkts[kept] = m;
@@ -385,16 +392,17 @@ void worker_loop::decap(packet_list& in) noexcept {
     unsigned start = 0;
     for (unsigned i = 1; i <= kept; ++i) {
         if (i == kept || sas[i] != sas[start]) {
-            decap_run(*sas[start], &in.pkts[start], i - start);
+            decap_run(*sas[start], &in.pkts[start], &outer[start], i - start);
             start = i;
         }
     }
     in.n = 0;
 }
 
-void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts, unsigned n) noexcept {
+void worker_loop::decap_run(crypto::inbound_sa& sa, rte_mbuf** pkts,
+                            const crypto::esp_outer_info* outer, unsigned n) noexcept {
     std::array<crypto::esp_status, stage_capacity> st;
-    crypto::esp_decap_burst(sa, std::span<rte_mbuf* const>(pkts, n), st.data());
+    crypto::esp_decap_burst(sa, std::span<rte_mbuf* const>(pkts, n), outer, st.data());
     for (unsigned i = 0; i < n; ++i) {
         if (st[i] != crypto::esp_status::ok) {
             drop(pkts[i], drop_for(st[i]));
@@ -449,7 +457,8 @@ void worker_loop::forward(packet_list& in) noexcept {
         const fwd::next_hop* hp = &t_->next_hops->get(static_cast<uint32_t>(nh[i]));
         if (hp->kind == fwd::next_hop_kind::group) {
             const group_runtime* g = t_->group(hp->tunnel);
-            const group_member* member = g != nullptr ? t_->select(*g, flow_hash(ip), now_ns_) : nullptr;
+            const group_member* member =
+                g != nullptr ? t_->select(*g, flow_hash(ip), now_ns_) : nullptr;
             if (unlikely(member == nullptr)) {
                 drop(m, drop::group_down);
                 continue;
@@ -533,8 +542,7 @@ bool worker_loop::bfd_input(uint32_t tunnel, rte_mbuf* m, const fwd::ipv4_info& 
         return true;
     }
     // RFC 5880 6.8.6: a nonzero Your Discriminator must select this session.
-    if (pkt.your_discriminator != 0 &&
-        pkt.your_discriminator != b.session->local_discriminator()) {
+    if (pkt.your_discriminator != 0 && pkt.your_discriminator != b.session->local_discriminator()) {
         b.rx_dropped.fetch_add(1, std::memory_order_relaxed);
         drop(m, drop::bfd_bad_discriminator);
         return true;
@@ -643,9 +651,8 @@ uint64_t worker_loop::check_poll(const tunnel_runtime& t) noexcept {
         c.browned_out.store(false, std::memory_order_relaxed);
         if (t.check->sla) {
             fwd::sla_class cls;
-            cls.max_loss_percent = t.check->sla->max_loss_percent != 0
-                                       ? t.check->sla->max_loss_percent
-                                       : 100.0;
+            cls.max_loss_percent =
+                t.check->sla->max_loss_percent != 0 ? t.check->sla->max_loss_percent : 100.0;
             cls.max_latency_ns = t.check->sla->max_latency_ms * ms;
             cls.max_jitter_ns = t.check->sla->max_jitter_ms * ms;
             cls.min_probes = t.check->window / 2; // resolved ones: the newest may be pending
@@ -867,7 +874,8 @@ void worker_loop::forward6(packet_list& in) noexcept {
         if (kind == fwd::next_hop_kind::group) {
             const group_runtime* g = t_->group(hop.tunnel);
             const group_member* member =
-                g != nullptr ? t_->select(*g, flow_hash6(ip, rte_pktmbuf_data_len(m)), now_ns_) : nullptr;
+                g != nullptr ? t_->select(*g, flow_hash6(ip, rte_pktmbuf_data_len(m)), now_ns_)
+                             : nullptr;
             // IPv6 routes use tunnel groups only (LAN router groups carry IPv4 gateways).
             if (unlikely(member == nullptr || member->hop.kind != fwd::next_hop_kind::tunnel)) {
                 drop(m, drop::group_down);

@@ -58,8 +58,9 @@ constexpr drop drop_for(crypto::esp_status s) noexcept {
 
 // Finds the inbound SA of a packet whose data starts at an outer IPv4 header addressed to one
 // of our WAN addresses (ESP, or UDP to a NAT-T port). False with `why` set when it has none.
+// `outer` is the parsed outer header, for crypto::esp_decap_burst (so it is parsed once).
 inline bool lookup_inbound(const tables& t, const rte_mbuf* m, crypto::inbound_sa*& sa,
-                           drop& why) noexcept {
+                           crypto::esp_outer_info& outer, drop& why) noexcept {
     const auto* ip = rte_pktmbuf_mtod(m, const rte_ipv4_hdr*);
     uint16_t natt_port = 0;
     if (ip->next_proto_id == IPPROTO_UDP) {
@@ -77,7 +78,7 @@ inline bool lookup_inbound(const tables& t, const rte_mbuf* m, crypto::inbound_s
         }
         natt_port = rte_be_to_cpu_16(udp->dst_port);
     }
-    crypto::esp_outer_info outer = crypto::esp_parse_outer(m, natt_port);
+    outer = crypto::esp_parse_outer(m, natt_port);
     if (outer.status != crypto::esp_status::ok) {
         why = drop_for(outer.status);
         return false;

@@ -8,16 +8,9 @@ namespace sagd::fwd {
 
 namespace {
 
-inline uint16_t load_be16(const uint8_t* p) noexcept {
-    return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
-inline uint32_t load_be32(const uint8_t* p) noexcept {
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-inline void store_be16(uint8_t* p, uint16_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
+using detail::load_be16;
+using detail::load_be32;
+using detail::store_be16;
 inline void store_be32(uint8_t* p, uint32_t v) noexcept {
     p[0] = static_cast<uint8_t>(v >> 24);
     p[1] = static_cast<uint8_t>(v >> 16);
@@ -109,70 +102,7 @@ const char* to_string(icmp_status s) noexcept {
 
 // ---- Ethernet ----
 
-parse_status parse_ethernet(const uint8_t* frame, size_t len, ethernet_info& out) noexcept {
-    if (len < ethernet_header_len) [[unlikely]]
-        return parse_status::truncated;
-    uint16_t type = load_be16(frame + 12);
-    out.dst = frame;
-    out.src = frame + 6;
-    out.has_vlan = false;
-    out.vlan_tci = 0;
-    out.l3_offset = ethernet_header_len;
-    if (type == ethertype_vlan) {
-        if (len < ethernet_header_len + vlan_tag_len) [[unlikely]]
-            return parse_status::truncated;
-        out.has_vlan = true;
-        out.vlan_tci = load_be16(frame + 14);
-        type = load_be16(frame + 16);
-        out.l3_offset = ethernet_header_len + vlan_tag_len;
-        if (type == ethertype_vlan || type == ethertype_qinq) [[unlikely]]
-            return parse_status::vlan_stack;
-    } else if (type == ethertype_qinq) [[unlikely]] {
-        return parse_status::vlan_stack;
-    }
-    out.ethertype = type;
-    if (type < 0x0600) [[unlikely]]
-        return parse_status::not_ethernet_ii;
-    return parse_status::ok;
-}
-
 // ---- checksums ----
-
-uint32_t checksum_add(const uint8_t* p, size_t len, uint32_t sum) noexcept {
-    // RFC 1071 2(B): the one's complement sum does not depend on byte order, so add native
-    // 32-bit words and swap the folded 16-bit result into network order once at the end.
-    uint64_t s = 0;
-    size_t i = 0;
-    for (; i + 4 <= len; i += 4) {
-        uint32_t w;
-        std::memcpy(&w, p + i, 4);
-        s += w;
-    }
-    if (i + 2 <= len) {
-        uint16_t w;
-        std::memcpy(&w, p + i, 2);
-        s += w;
-        i += 2;
-    }
-    if (i < len) {
-        uint8_t tail[2] = {p[i], 0};
-        uint16_t w;
-        std::memcpy(&w, tail, 2);
-        s += w;
-    }
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    uint64_t r = uint64_t{sum} + rte_be_to_cpu_16(static_cast<uint16_t>(s));
-    while (r >> 32)
-        r = (r & 0xffffffffu) + (r >> 32);
-    return static_cast<uint32_t>(r);
-}
-
-uint16_t checksum_finish(uint32_t sum) noexcept {
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(~sum);
-}
 
 void ipv4_set_checksum(uint8_t* hdr) noexcept {
     size_t hl = size_t{hdr[0] & 0x0fu} * 4;
@@ -180,51 +110,7 @@ void ipv4_set_checksum(uint8_t* hdr) noexcept {
     store_be16(hdr + 10, internet_checksum(hdr, hl));
 }
 
-bool ipv4_decrement_ttl(uint8_t* hdr) noexcept {
-    uint8_t ttl = hdr[8];
-    if (ttl <= 1)
-        return false;
-    // RFC 1624 eqn. 3 on the 16-bit word (TTL, protocol): m' = m - 0x0100.
-    uint16_t m = load_be16(hdr + 8);
-    uint16_t m2 = static_cast<uint16_t>(m - 0x0100);
-    uint32_t sum = static_cast<uint16_t>(~load_be16(hdr + 10));
-    sum += static_cast<uint16_t>(~m);
-    sum += m2;
-    hdr[8] = static_cast<uint8_t>(ttl - 1);
-    store_be16(hdr + 10, checksum_finish(sum));
-    return true;
-}
-
 // ---- IPv4 ----
-
-parse_status parse_ipv4(const uint8_t* l3, size_t len, ipv4_info& out,
-                        bool verify_checksum) noexcept {
-    if (len < ipv4_min_header_len) [[unlikely]]
-        return parse_status::truncated;
-    if ((l3[0] >> 4) != 4) [[unlikely]]
-        return parse_status::bad_version;
-    size_t hl = size_t{l3[0] & 0x0fu} * 4;
-    if (hl < ipv4_min_header_len || hl > len) [[unlikely]]
-        return parse_status::bad_ihl;
-    uint16_t total = load_be16(l3 + 2);
-    if (total < hl || total > len) [[unlikely]]
-        return parse_status::bad_total_length;
-    if (verify_checksum && checksum_finish(checksum_add(l3, hl)) != 0) [[unlikely]]
-        return parse_status::bad_checksum;
-    uint16_t frag = load_be16(l3 + 6);
-    out.header_len = static_cast<uint8_t>(hl);
-    out.tos = l3[1];
-    out.total_length = total;
-    out.id = load_be16(l3 + 4);
-    out.dont_fragment = (frag & 0x4000) != 0;
-    out.more_fragments = (frag & 0x2000) != 0;
-    out.fragment_offset = static_cast<uint16_t>((frag & 0x1fff) * 8);
-    out.ttl = l3[8];
-    out.protocol = l3[9];
-    out.src = load_be32(l3 + 12);
-    out.dst = load_be32(l3 + 16);
-    return parse_status::ok;
-}
 
 // ---- ARP ----
 

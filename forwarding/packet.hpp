@@ -5,12 +5,28 @@
 // write outside [p, p + len). Addresses are in host byte order unless the name says _be.
 #pragma once
 
+#include <rte_byteorder.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "forwarding/mac.hpp"
 
 namespace sagd::fwd {
+
+namespace detail {
+inline uint16_t load_be16(const uint8_t* p) noexcept {
+    return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+inline uint32_t load_be32(const uint8_t* p) noexcept {
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+inline void store_be16(uint8_t* p, uint16_t v) noexcept {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+} // namespace detail
 
 inline constexpr uint16_t ethertype_ipv4 = 0x0800;
 inline constexpr uint16_t ethertype_arp = 0x0806;
@@ -50,7 +66,32 @@ struct ethernet_info {
     uint16_t vlan_tci = 0;  // valid when has_vlan
     bool has_vlan = false;
 };
-parse_status parse_ethernet(const uint8_t* frame, size_t len, ethernet_info& out) noexcept;
+inline parse_status parse_ethernet(const uint8_t* frame, size_t len, ethernet_info& out) noexcept {
+    if (len < ethernet_header_len) [[unlikely]]
+        return parse_status::truncated;
+    uint16_t type = detail::load_be16(frame + 12);
+    out.dst = frame;
+    out.src = frame + 6;
+    out.has_vlan = false;
+    out.vlan_tci = 0;
+    out.l3_offset = ethernet_header_len;
+    if (type == ethertype_vlan) {
+        if (len < ethernet_header_len + vlan_tag_len) [[unlikely]]
+            return parse_status::truncated;
+        out.has_vlan = true;
+        out.vlan_tci = detail::load_be16(frame + 14);
+        type = detail::load_be16(frame + 16);
+        out.l3_offset = ethernet_header_len + vlan_tag_len;
+        if (type == ethertype_vlan || type == ethertype_qinq) [[unlikely]]
+            return parse_status::vlan_stack;
+    } else if (type == ethertype_qinq) [[unlikely]] {
+        return parse_status::vlan_stack;
+    }
+    out.ethertype = type;
+    if (type < 0x0600) [[unlikely]]
+        return parse_status::not_ethernet_ii;
+    return parse_status::ok;
+}
 
 // ---- IPv4 -----------------------------------------------------------------------------------
 
@@ -71,8 +112,8 @@ struct ipv4_info {
 // RFC 1812 5.2.2 checks, in order: length >= 20, version 4, IHL >= 5 and IHL*4 <= len,
 // total length >= IHL*4 and <= len, header checksum (unless verify_checksum is false, e.g.
 // when the NIC has checked it).
-parse_status parse_ipv4(const uint8_t* l3, size_t len, ipv4_info& out,
-                        bool verify_checksum = true) noexcept;
+inline parse_status parse_ipv4(const uint8_t* l3, size_t len, ipv4_info& out,
+                               bool verify_checksum = true) noexcept;
 
 constexpr bool ipv4_is_multicast(uint32_t a) noexcept {
     return (a >> 28) == 0xe;
@@ -89,8 +130,40 @@ constexpr bool ipv4_is_bad_source(uint32_t a) noexcept {
 // Internet checksum (RFC 1071). checksum_add sums 16-bit big-endian words (an odd final byte
 // is the high byte of a word); checksum_finish folds and complements. internet_checksum is
 // the value to store (host order; write it big-endian). A correct header sums to 0xffff.
-uint32_t checksum_add(const uint8_t* p, size_t len, uint32_t sum = 0) noexcept;
-uint16_t checksum_finish(uint32_t sum) noexcept;
+inline uint32_t checksum_add(const uint8_t* p, size_t len, uint32_t sum = 0) noexcept {
+    // RFC 1071 2(B): the one's complement sum does not depend on byte order, so add native
+    // 32-bit words and swap the folded 16-bit result into network order once at the end.
+    uint64_t s = 0;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t w;
+        std::memcpy(&w, p + i, 4);
+        s += w;
+    }
+    if (i + 2 <= len) {
+        uint16_t w;
+        std::memcpy(&w, p + i, 2);
+        s += w;
+        i += 2;
+    }
+    if (i < len) {
+        uint8_t tail[2] = {p[i], 0};
+        uint16_t w;
+        std::memcpy(&w, tail, 2);
+        s += w;
+    }
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    uint64_t r = uint64_t{sum} + rte_be_to_cpu_16(static_cast<uint16_t>(s));
+    while (r >> 32)
+        r = (r & 0xffffffffu) + (r >> 32);
+    return static_cast<uint32_t>(r);
+}
+inline uint16_t checksum_finish(uint32_t sum) noexcept {
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
 inline uint16_t internet_checksum(const uint8_t* p, size_t len) noexcept {
     return checksum_finish(checksum_add(p, len));
 }
@@ -99,7 +172,49 @@ void ipv4_set_checksum(uint8_t* hdr) noexcept;
 // Forwarding: RFC 1812 5.3.1 — returns false (and changes nothing) when TTL <= 1, the caller
 // then sends time exceeded; else decrements TTL and updates the checksum incrementally
 // (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).
-bool ipv4_decrement_ttl(uint8_t* hdr) noexcept;
+inline bool ipv4_decrement_ttl(uint8_t* hdr) noexcept {
+    uint8_t ttl = hdr[8];
+    if (ttl <= 1)
+        return false;
+    // RFC 1624 eqn. 3 on the 16-bit word (TTL, protocol): m' = m - 0x0100.
+    uint16_t m = detail::load_be16(hdr + 8);
+    uint16_t m2 = static_cast<uint16_t>(m - 0x0100);
+    uint32_t sum = static_cast<uint16_t>(~detail::load_be16(hdr + 10));
+    sum += static_cast<uint16_t>(~m);
+    sum += m2;
+    hdr[8] = static_cast<uint8_t>(ttl - 1);
+    detail::store_be16(hdr + 10, checksum_finish(sum));
+    return true;
+}
+
+inline parse_status parse_ipv4(const uint8_t* l3, size_t len, ipv4_info& out,
+                               bool verify_checksum) noexcept {
+    if (len < ipv4_min_header_len) [[unlikely]]
+        return parse_status::truncated;
+    if ((l3[0] >> 4) != 4) [[unlikely]]
+        return parse_status::bad_version;
+    size_t hl = size_t{l3[0] & 0x0fu} * 4;
+    if (hl < ipv4_min_header_len || hl > len) [[unlikely]]
+        return parse_status::bad_ihl;
+    uint16_t total = detail::load_be16(l3 + 2);
+    if (total < hl || total > len) [[unlikely]]
+        return parse_status::bad_total_length;
+    if (verify_checksum && checksum_finish(checksum_add(l3, hl)) != 0) [[unlikely]]
+        return parse_status::bad_checksum;
+    uint16_t frag = detail::load_be16(l3 + 6);
+    out.header_len = static_cast<uint8_t>(hl);
+    out.tos = l3[1];
+    out.total_length = total;
+    out.id = detail::load_be16(l3 + 4);
+    out.dont_fragment = (frag & 0x4000) != 0;
+    out.more_fragments = (frag & 0x2000) != 0;
+    out.fragment_offset = static_cast<uint16_t>((frag & 0x1fff) * 8);
+    out.ttl = l3[8];
+    out.protocol = l3[9];
+    out.src = detail::load_be32(l3 + 12);
+    out.dst = detail::load_be32(l3 + 16);
+    return parse_status::ok;
+}
 
 // ---- ARP (RFC 826, Ethernet/IPv4 only) -------------------------------------------------------
 
