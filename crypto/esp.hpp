@@ -75,9 +75,10 @@ struct esp_outer_info {
 // Parses the outer IPv4 header at the start of the data. The header checksum is skipped when
 // the mbuf says it was verified (RTE_MBUF_F_RX_IP_CKSUM_GOOD, set by a NIC or an earlier stage).
 // UDP to `nat_t_port` (host order; 0 = plain ESP only) is ESP in UDP unless it is a NAT keepalive
-// or carries IKE. Inline: it runs per received packet, and returned out of line the small struct
-// went through the stack in pieces (a store-forwarding stall, ~9% of inbound cycles).
-inline esp_outer_info esp_parse_outer(const rte_mbuf* m, uint16_t nat_t_port = 4500) noexcept;
+// or carries IKE. Always inlined: it runs per received packet, and returned out of line the
+// small struct went through the stack in pieces (a store-forwarding stall, ~9% of inbound cycles).
+[[gnu::always_inline]] inline esp_outer_info esp_parse_outer(const rte_mbuf* m,
+                                                             uint16_t nat_t_port = 4500) noexcept;
 
 // Decapsulation. Input: data starts at the outer IPv4 header, the SA already looked up from
 // the SPI. Output: data starts at the inner IP header, length = inner packet length,
@@ -109,7 +110,8 @@ inline uint32_t esp_load_be32(const uint8_t* p) noexcept {
 }
 } // namespace detail
 
-inline esp_outer_info esp_parse_outer(const rte_mbuf* m, uint16_t nat_t_port) noexcept {
+[[gnu::always_inline]] inline esp_outer_info esp_parse_outer(const rte_mbuf* m,
+                                                             uint16_t nat_t_port) noexcept {
     esp_outer_info o{esp_status::truncated, false, 0, 0, 0};
     if (m->nb_segs != 1) [[unlikely]] {
         o.status = esp_status::multi_segment;
