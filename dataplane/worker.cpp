@@ -952,8 +952,10 @@ void worker_loop::encap(packet_list& in) noexcept {
     if (in.n == 0)
         return;
     unsigned kept = 0;
+    const unsigned workers = t_->workers;
     for (unsigned i = 0; i < in.n; ++i) {
-        const unsigned owner = in.key[i] % t_->workers;
+        // A tunnel's owner: its id mod workers (no division with one worker).
+        const unsigned owner = workers == 1 ? 0 : in.key[i] % workers;
         if (owner != w_.index) {
             handoff(in.pkts[i], handoff_stage::encap, 0, in.key[i], owner);
             continue;
