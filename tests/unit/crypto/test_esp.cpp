@@ -637,6 +637,51 @@ TEST_F(esp_fixture, decap_checks_sa_binding) {
     EXPECT_EQ(decap_bytes(b), esp_status::addr_mismatch);
 }
 
+// The receive path parses the outer header once, to find the SA, and hands that parse to
+// esp_decap_burst: the packets must come out as they do when the burst parses them itself, and
+// a parse that names another SPI or encapsulation is still refused.
+TEST_F(esp_fixture, decap_burst_with_the_callers_outer_parse) {
+    for (bool udp : {false, true}) {
+        make(udp);
+        const uint16_t natt = udp ? 4500 : 0;
+        std::vector<bytes> sent;
+        for (size_t len : {20u, 64u, 333u, 1400u})
+            sent.push_back(encap_bytes(len));
+        std::vector<std::unique_ptr<mbuf_ptr>> ms;
+        std::vector<rte_mbuf*> raw;
+        std::vector<esp_outer_info> outer;
+        for (const bytes& b : sent) {
+            ms.push_back(std::make_unique<mbuf_ptr>(mbuf_from(b)));
+            raw.push_back(ms.back()->get());
+            outer.push_back(esp_parse_outer(raw.back(), natt));
+            ASSERT_EQ(outer.back().status, esp_status::ok);
+        }
+        std::vector<esp_status> st(raw.size());
+        EXPECT_EQ(esp_decap_burst(*in, raw, outer.data(), st.data()), raw.size()) << udp;
+        // The same ciphertexts decapped by a fresh SA that parses them itself.
+        make(udp);
+        for (size_t i = 0; i < sent.size(); ++i) {
+            EXPECT_EQ(st[i], esp_status::ok);
+            mbuf_ptr m(mbuf_from(sent[i]));
+            ASSERT_EQ(esp_decap(*in, m.get()), esp_status::ok);
+            EXPECT_EQ(mbuf_bytes(raw[i]), mbuf_bytes(m.get())) << i;
+        }
+        // A parse that does not match the SA it is handed with.
+        make(udp);
+        mbuf_ptr m(mbuf_from(sent[0]));
+        esp_outer_info o = esp_parse_outer(m.get(), natt);
+        o.spi ^= 1;
+        rte_mbuf* one = m.get();
+        esp_status s{};
+        EXPECT_EQ(esp_decap_burst(*in, {&one, 1}, &o, &s), 0u);
+        EXPECT_EQ(s, esp_status::spi_mismatch);
+        o.spi ^= 1;
+        o.udp = !o.udp;
+        EXPECT_EQ(esp_decap_burst(*in, {&one, 1}, &o, &s), 0u);
+        EXPECT_EQ(s, esp_status::spi_mismatch);
+    }
+}
+
 TEST(esp_status, names) {
     EXPECT_STREQ(esp_status_name(esp_status::ok), "ok");
     EXPECT_STREQ(esp_status_name(esp_status::icv_fail), "icv_fail");
