@@ -396,8 +396,10 @@ const char* to_string(fpm_item_kind k) noexcept {
     return "?";
 }
 
-result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> message,
-                                                 const fpm_decode_options& options) {
+namespace {
+
+status decode_fpm_message_into(std::span<const uint8_t> message, const fpm_decode_options& options,
+                               std::vector<fpm_item>& items) {
     if (message.size() < fpm_header_size)
         return error("FPM header: " + std::to_string(message.size()) +
                      " bytes, too short for the 4-byte header");
@@ -414,7 +416,6 @@ result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> messag
     if (payload.empty())
         return error("FPM message carries no netlink message");
 
-    std::vector<fpm_item> items;
     size_t off = 0;
     for (size_t index = 0; off < payload.size(); ++index) {
         const size_t left = payload.size() - off;
@@ -448,7 +449,26 @@ result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> messag
         }
         off += std::min(nl_align(nh.nlmsg_len), left);
     }
+    return ok();
+}
+
+} // namespace
+
+result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> message,
+                                                 const fpm_decode_options& options) {
+    std::vector<fpm_item> items;
+    if (auto st = decode_fpm_message(message, options, items); !st)
+        return st.err();
     return items;
+}
+
+status decode_fpm_message(std::span<const uint8_t> message, const fpm_decode_options& options,
+                          std::vector<fpm_item>& items) {
+    const size_t had = items.size();
+    auto st = decode_fpm_message_into(message, options, items);
+    if (!st)
+        items.resize(had); // all or nothing
+    return st;
 }
 
 // ---- framer

@@ -97,6 +97,10 @@ struct fpm_decode_options {
 // error naming the message index and field, and nothing of it should be applied.
 fwd::result<std::vector<fpm_item>> decode_fpm_message(std::span<const uint8_t> message,
                                                       const fpm_decode_options& options = {});
+// The same, appending to `items` (no vector per message on the server's hot path); on error
+// `items` is left as it was.
+fwd::status decode_fpm_message(std::span<const uint8_t> message, const fpm_decode_options& options,
+                               std::vector<fpm_item>& items);
 
 // Splits a TCP byte stream into FPM messages. Bytes arrive in any chunking (a message split
 // across reads, several per read). The header is the only way to stay in sync, so a bad

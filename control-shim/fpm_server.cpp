@@ -187,17 +187,15 @@ bool fpm_server::poll(uint64_t now_ms) {
                 break;
             ++counters_.messages;
             ++messages;
-            auto items = decode_fpm_message(*next.value(), store_.options());
-            if (!items) {
+            const size_t first = decoded_.size();
+            if (!decode_fpm_message(*next.value(), store_.options(), decoded_)) {
                 ++counters_.decode_errors;
                 store_.count_error();
                 continue; // all or nothing: the message is refused, the session goes on
             }
-            for (auto& it : items.value()) {
-                if (it.kind == fpm_item_kind::route)
-                    touched_.push_back(key_of(it.route));
-                decoded_.push_back(std::move(it));
-            }
+            for (size_t i = first; i < decoded_.size(); ++i)
+                if (decoded_[i].kind == fpm_item_kind::route)
+                    touched_.push_back(key_of(decoded_[i].route));
         }
         store_.apply(decoded_); // all of this read at once: the store prefetches ahead
         decoded_.clear();

@@ -945,6 +945,27 @@ TEST(learned_routes, a_bad_fpm_message_changes_nothing) {
     EXPECT_EQ(store.counters().adds, 0u);
 }
 
+// The server decodes a whole read into one list: a refused message must leave in it only what
+// earlier messages brought, not the valid routes that preceded its bad part.
+TEST(fpm_decode, appending_a_bad_message_leaves_the_list_as_it_was) {
+    route_msg bad;
+    bad.dst_len = 40;
+    const bytes good = v4_route("10.1.0.0", 16, "192.0.2.1", 3);
+    std::vector<fpm_item> items;
+    ASSERT_TRUE(decode_fpm_message(v4_route("10.9.0.0", 16, "192.0.2.1", 3), {}, items).ok());
+    ASSERT_EQ(items.size(), 1u);
+    const auto st =
+        decode_fpm_message(fpm({bytes(good.begin() + 4, good.end()), bad.build()}), {}, items);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.err().message.find("FPM netlink message 1"), std::string::npos)
+        << st.err().message;
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].route.prefix_len, 16);
+    // And a good one appends after it.
+    ASSERT_TRUE(decode_fpm_message(good, {}, items).ok());
+    EXPECT_EQ(items.size(), 2u);
+}
+
 TEST(learned_routes, stale_sweep_and_resync) {
     learned_routes store;
     // The store keeps its stale count incrementally: check it against a walk each time.
