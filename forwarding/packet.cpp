@@ -11,12 +11,7 @@ namespace {
 using detail::load_be16;
 using detail::load_be32;
 using detail::store_be16;
-inline void store_be32(uint8_t* p, uint32_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 24);
-    p[1] = static_cast<uint8_t>(v >> 16);
-    p[2] = static_cast<uint8_t>(v >> 8);
-    p[3] = static_cast<uint8_t>(v);
-}
+using detail::store_be32;
 inline void swap_bytes(uint8_t* a, uint8_t* b, size_t n) noexcept {
     uint8_t tmp[6];
     std::memcpy(tmp, a, n);

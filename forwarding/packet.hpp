@@ -26,6 +26,12 @@ inline void store_be16(uint8_t* p, uint16_t v) noexcept {
     p[0] = static_cast<uint8_t>(v >> 8);
     p[1] = static_cast<uint8_t>(v);
 }
+inline void store_be32(uint8_t* p, uint32_t v) noexcept {
+    p[0] = static_cast<uint8_t>(v >> 24);
+    p[1] = static_cast<uint8_t>(v >> 16);
+    p[2] = static_cast<uint8_t>(v >> 8);
+    p[3] = static_cast<uint8_t>(v);
+}
 } // namespace detail
 
 inline constexpr uint16_t ethertype_ipv4 = 0x0800;

@@ -7,19 +7,9 @@ namespace sagd::fwd {
 
 namespace {
 
-inline uint16_t load_be16(const uint8_t* p) noexcept {
-    return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
-inline void store_be16(uint8_t* p, uint16_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-inline void store_be32(uint8_t* p, uint32_t v) noexcept {
-    p[0] = static_cast<uint8_t>(v >> 24);
-    p[1] = static_cast<uint8_t>(v >> 16);
-    p[2] = static_cast<uint8_t>(v >> 8);
-    p[3] = static_cast<uint8_t>(v);
-}
+using detail::load_be16; // forwarding/packet.hpp
+using detail::store_be16;
+using detail::store_be32;
 inline ipv6_bytes load_addr(const uint8_t* p) noexcept {
     ipv6_bytes a;
     std::memcpy(a.data(), p, 16);
