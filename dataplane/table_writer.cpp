@@ -825,9 +825,10 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
         *memo_refs += static_cast<uint32_t>(delta);
     };
 
-    // Static routes: deletes, then puts, each in address order (the FIB's RIB walks stay in
-    // cache; a big batch in random order costs several times more). Order cannot matter:
-    // the change is published as one.
+    // Static routes: deletes, then puts, each in address order (neighbouring prefixes share
+    // the FIB's cache lines). Order cannot matter: the change is published as one. Each loop
+    // starts loading the tables' entries for the route `ahead` places on: they miss the cache.
+    constexpr size_t ahead = 8;
     auto sorted_order = [](const auto& items, auto key_fn) {
         std::vector<std::pair<uint64_t, uint32_t>> order(items.size());
         for (size_t i = 0; i < items.size(); ++i)
@@ -838,9 +839,9 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     const auto del_order =
         sorted_order(cs.delete_routes, [](const ipv4_prefix& p) { return key_of(p); });
     for (size_t n = 0; n < del_order.size(); ++n) {
-        if (n + 8 < del_order.size()) {
-            const auto& q = cs.delete_routes[del_order[n + 8].second];
-            static_routes_.prefetch(del_order[n + 8].first);
+        if (n + ahead < del_order.size()) {
+            const auto& q = cs.delete_routes[del_order[n + ahead].second];
+            static_routes_.prefetch(del_order[n + ahead].first);
             fib_->prefetch(q.addr, q.len);
         }
         const auto& p = cs.delete_routes[del_order[n].second];
@@ -859,9 +860,9 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     const auto put_order =
         sorted_order(cs.put_routes, [](const route_config& r) { return key_of(r.prefix); });
     for (size_t n = 0; n < put_order.size(); ++n) {
-        if (n + 8 < put_order.size()) {
-            const auto& q = cs.put_routes[put_order[n + 8].second].prefix;
-            static_routes_.prefetch(put_order[n + 8].first);
+        if (n + ahead < put_order.size()) {
+            const auto& q = cs.put_routes[put_order[n + ahead].second].prefix;
+            static_routes_.prefetch(put_order[n + ahead].first);
             fib_->prefetch(q.addr, q.len);
         }
         const auto& r = cs.put_routes[put_order[n].second];
@@ -939,7 +940,6 @@ table_writer::stage_routes(const change_set& cs, const std::vector<port_runtime>
     pending_.to_release.reserve(pending_.to_release.size() + cs.delete_learned.size() +
                                 cs.put_learned.size());
     pending_.acquired.reserve(pending_.acquired.size() + cs.put_learned.size());
-    constexpr size_t ahead = 8; // prefetch distance (as in the static loops above)
     const auto del_learned_order =
         sorted_order(cs.delete_learned, [](const ipv4_prefix& p) { return key_of(p); });
     for (size_t n = 0; n < del_learned_order.size(); ++n) {
