@@ -42,6 +42,11 @@ def tsc_hz():
     return TSC_HZ
 
 
+def median_run(runs):
+    """The run with the median rate (the upper one of an even count); None for no runs."""
+    return sorted(runs, key=lambda x: x["pps"])[len(runs) // 2] if runs else None
+
+
 def mean_frame(size):
     return sum(gp.IMIX) / len(gp.IMIX) if size == "imix" else int(size)
 
@@ -314,8 +319,7 @@ class Bench:
                     if self.secgw:
                         secs.append(self.run_secgw(d, s))
                     ms.append(self.run_sagd(d, s))
-                med = lambda xs: sorted(xs, key=lambda x: x["pps"])[len(xs) // 2] if xs else None
-                sec, m = med(secs), med(ms)
+                sec, m = median_run(secs), median_run(ms)
                 if sec:
                     sec["runs_mpps"] = [round(x["pps"] / 1e6, 3) for x in secs]
                     self.record("secgw", d, s, 1, 1, 1, sec)
@@ -359,8 +363,7 @@ class Bench:
                         for _ in range(a.repeat):
                             refs.append(self.run_sagd(d, s, rt, rr, rw))
                             ms.append(self.run_sagd(d, s, t, r, w))
-                        med = lambda xs: sorted(xs, key=lambda x: x["pps"])[len(xs) // 2]
-                        m, base = med(ms), med(refs)
+                        m, base = median_run(ms), median_run(refs)
                         m["runs_mpps"] = [round(x["pps"] / 1e6, 3) for x in ms]
                         m["reference_runs_mpps"] = [round(x["pps"] / 1e6, 3) for x in refs]
                         key = "ratio_vs_1_worker" if w == 2 else "ratio_vs_t1_r1_w1"
